@@ -13,6 +13,7 @@ export const COMMON_DOCUMENT_PARAMETERS = [
   'MarkerPrefix',
   'ApplicationTagKey',
   'OwnerTagKey',
+  'ExecutionTimeout',
 ] as const;
 
 /** SendCommand Parameters for one stage of one run: common values, then the stage's own. */
@@ -25,6 +26,7 @@ export function documentParameters(runId: string, bucket: string, config: RunCon
     MarkerPrefix: [markerPrefix(runId, stage.id)],
     ApplicationTagKey: [config.applicationTagKey],
     OwnerTagKey: [config.ownerTagKey],
+    ExecutionTimeout: [String(config.stageTimeouts[stage.id] ?? 3600)],
   };
   for (const [name, value] of Object.entries(stage.parameters)) params[name] = [value];
   for (const [name, area] of Object.entries(stage.prefixes)) params[name] = [areaPrefix(runId, area)];

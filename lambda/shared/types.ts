@@ -102,7 +102,7 @@ export interface GateTaskInput extends BatchTaskInput {
 
 /** normalize-input output. */
 export type NormalizeOutput =
-  | { readonly valid: true; readonly runId: string; readonly bucket: string; readonly config: RunConfig; readonly dryRun: boolean }
+  | { readonly valid: true; readonly runId: string; readonly bucket: string; readonly config: RunConfig }
   | { readonly valid: false; readonly error: string; readonly cause: string };
 
 /** discover output (ResultPath $.discovery). */
@@ -156,7 +156,7 @@ export interface RunDocument {
 export type InstanceStatus = 'active' | 'failed';
 
 export interface StageOutcome {
-  readonly status: 'Success' | 'Failed' | 'NotRun';
+  readonly status: 'Pending' | 'Success' | 'Failed' | 'NotRun';
   readonly reason?: string;
   readonly commandId?: string;
   readonly startedAt?: string;
