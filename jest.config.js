@@ -3,7 +3,7 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  transform: { '^.+\\.tsx?$': ['ts-jest', { isolatedModules: true }] },
+  transform: { '^.+\\.tsx?$': ['ts-jest', {}] },
   setupFilesAfterEnv: ['<rootDir>/test/setup.ts'],
   testTimeout: 120000,
 };

@@ -1,0 +1,119 @@
+import { EC2Client, Instance } from '@aws-sdk/client-ec2';
+import { S3Client } from '@aws-sdk/client-s3';
+import { InstanceInformation, SSMClient } from '@aws-sdk/client-ssm';
+import { chunk } from '../shared/batching';
+import { describeInstanceInformation, describeInstances, mapLimit, platformOf, stateOf, tagValue as tag, volumeIds } from '../shared/fleet';
+import { batchId as makeBatchId, batchKey, runDocumentKey } from '../shared/keys';
+import { logger } from '../shared/logger';
+import { putJson } from '../shared/s3-json';
+import { BatchDocument, DiscoverOutput, RunDocument, RunTaskInput, SkippedInstance, TargetInstance } from '../shared/types';
+
+export interface DiscoverEvent extends RunTaskInput {
+  readonly stages: string[];
+}
+
+export interface DiscoverDeps {
+  readonly ec2: EC2Client;
+  readonly ssm: SSMClient;
+  readonly s3: S3Client;
+  readonly now?: () => Date;
+}
+
+const PUT_CONCURRENCY = 10;
+
+export const SKIP_REASONS = {
+  terminated: (state: string) => `instance is ${state}`,
+  stopping: 'instance is stopping: it can be neither patched nor started until it is stopped',
+  otherState: (state: string) => `instance is ${state}: only running and stopped instances are patched`,
+  notManaged: 'not managed by SSM: no agent registration (check the instance profile and the agent)',
+  notOnline: (ping: string) => `SSM agent not online (PingStatus ${ping})`,
+  noVolume: 'no EBS volume to snapshot',
+} as const;
+
+/**
+ * Finds the run's instances, decides which can be patched (the others are skipped with a reason),
+ * splits the targets into batches and writes run.json and one BatchDocument per batch.
+ */
+export async function discover(event: DiscoverEvent, deps: DiscoverDeps): Promise<DiscoverOutput> {
+  const now = deps.now ?? (() => new Date());
+  const { runId, bucket, config } = event;
+
+  const instances = await describeInstances(deps.ec2, config.targetTags, config.instanceIds);
+  const live = instances.filter((i) => !['terminated', 'shutting-down'].includes(stateOf(i)));
+  const ssmInfo = await describeInstanceInformation(deps.ssm, live.map((i) => i.InstanceId!));
+
+  const targets: TargetInstance[] = [];
+  const skipped: SkippedInstance[] = [];
+  for (const instance of instances) {
+    const id = instance.InstanceId!;
+    const state = stateOf(instance);
+    const name = tag(instance, 'Name');
+    const info = ssmInfo.get(id);
+    const reason = skipReason(state, info, instance);
+    if (reason) {
+      skipped.push({ instanceId: id, name, state, reason });
+      continue;
+    }
+    targets.push({
+      instanceId: id,
+      name,
+      platform: platformOf(instance),
+      initialState: state,
+      application: tag(instance, config.applicationTagKey),
+      owner: tag(instance, config.ownerTagKey),
+      ssm: {
+        managed: true,
+        ...(info?.PingStatus ? { pingStatus: info.PingStatus } : {}),
+        ...(info?.AgentVersion ? { agentVersion: info.AgentVersion } : {}),
+        ...(info?.PlatformName ? { platformName: info.PlatformName } : {}),
+      },
+      volumeIds: volumeIds(instance),
+    });
+  }
+
+  const groups = chunk(targets, config.batchSize);
+  const batches = groups.map((group, index) => ({ batchId: makeBatchId(index), instanceIds: group.map((t) => t.instanceId) }));
+  const batchOf = new Map(batches.flatMap((b) => b.instanceIds.map((id) => [id, b.batchId] as const)));
+  const createdAt = now().toISOString();
+
+  const batchDocs: BatchDocument[] = batches.map((b) => ({
+    runId,
+    batchId: b.batchId,
+    instanceIds: b.instanceIds,
+    instances: Object.fromEntries(b.instanceIds.map((id) => [id, { status: 'active' as const, stages: {} }])),
+    updatedAt: createdAt,
+  }));
+  await mapLimit(batchDocs, PUT_CONCURRENCY, (doc) => putJson(deps.s3, bucket, batchKey(runId, doc.batchId), doc));
+
+  // run.json last: its presence says discover finished (restore and report read it).
+  const run: RunDocument = {
+    runId,
+    createdAt,
+    config,
+    stages: event.stages,
+    targets: targets.map((t) => ({ ...t, batchId: batchOf.get(t.instanceId) })),
+    skipped,
+    batches,
+  };
+  await putJson(deps.s3, bucket, runDocumentKey(runId), run);
+
+  const output: DiscoverOutput = {
+    matched: instances.length,
+    targets: targets.length,
+    skipped: skipped.length,
+    batches: batches.map((b) => b.batchId),
+  };
+  logger.info('discovered', { runId, ...output, skippedInstances: skipped });
+  return output;
+}
+
+function skipReason(state: string, info: InstanceInformation | undefined, instance: Instance): string | undefined {
+  if (state === 'terminated' || state === 'shutting-down') return SKIP_REASONS.terminated(state);
+  if (state === 'stopping') return SKIP_REASONS.stopping;
+  if (state !== 'running' && state !== 'stopped') return SKIP_REASONS.otherState(state);
+  if (!info) return SKIP_REASONS.notManaged;
+  // A stopped instance shows ConnectionLost; it is started and waited for at power-on.
+  if (state === 'running' && info.PingStatus !== 'Online') return SKIP_REASONS.notOnline(info.PingStatus ?? 'unknown');
+  if (volumeIds(instance).length === 0) return SKIP_REASONS.noVolume;
+  return undefined;
+}

@@ -1,0 +1,335 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import { parse } from 'csv-parse/sync';
+import { stringify } from 'csv-stringify/sync';
+import { errorMessage } from '../shared/errors';
+import { areaPrefix, batchKey, compareKey, failedKey, reportCsvKey, reportJsonKey, restoreKey, runDocumentKey } from '../shared/keys';
+import { logger } from '../shared/logger';
+import { getJson, getText, listKeys, putJson, putText } from '../shared/s3-json';
+import {
+  BatchDocument,
+  BatchResult,
+  InstanceProgress,
+  RestoreDocument,
+  RunConfig,
+  RunDocument,
+  SkippedInstance,
+  StageOutcome,
+  StageSpec,
+  TargetInstance,
+} from '../shared/types';
+
+/** A pipeline error as the workflow's Catch records it. */
+export interface PipelineError {
+  readonly Error?: string;
+  readonly Cause?: string;
+}
+
+/** The report task's input (the last state of the workflow, on every path). */
+export interface ReportInput {
+  readonly runId: string;
+  readonly bucket: string;
+  readonly config?: RunConfig;
+  readonly stages: StageSpec[];
+  readonly batchResults?: BatchResult[];
+  /** A pipeline error caught by the workflow (discover or the batch Map failed). */
+  readonly error?: PipelineError;
+  /** An error caught around the restore gate. */
+  readonly restoreError?: PipelineError;
+}
+
+export interface ReportTotals {
+  readonly matched: number;
+  readonly targets: number;
+  readonly skipped: number;
+  readonly patched: number;
+  readonly failed: number;
+  readonly notReached: number;
+  readonly updatesInstalled: number;
+  readonly updatesFailed: number;
+}
+
+/** Small on purpose: it goes into the execution state. */
+export interface ReportOutput extends ReportTotals {
+  readonly reportKey: string;
+  readonly csvKey: string;
+}
+
+export type InstanceReportStatus = 'Patched' | 'Failed' | 'Skipped' | 'NotReached';
+
+export interface InstanceReport {
+  readonly instanceId: string;
+  readonly name: string;
+  readonly platform: string;
+  readonly application: string;
+  readonly owner: string;
+  readonly initialState: string;
+  readonly finalState: string;
+  readonly snapshotIds: string[];
+  readonly status: InstanceReportStatus;
+  readonly failedAt: string;
+  readonly reason: string;
+  readonly stages: Record<string, { readonly status: StageOutcome['status']; readonly reason: string }>;
+  readonly updatesInstalled: number;
+  readonly updatesFailed: number;
+}
+
+export interface StageSummary {
+  readonly id: string;
+  readonly title: string;
+  readonly success: number;
+  readonly failed: number;
+  readonly notRun: number;
+}
+
+/** runs/<runId>/report/report.json */
+export interface RunReport {
+  readonly runId: string;
+  readonly generatedAt: string;
+  readonly totals: ReportTotals;
+  readonly stages: StageSummary[];
+  readonly instances: InstanceReport[];
+  readonly skipped: SkippedInstance[];
+  readonly errors: string[];
+}
+
+export interface ReportDeps {
+  readonly s3: S3Client;
+  readonly now?: () => Date;
+}
+
+export const REPORT_FIXED_COLUMNS = [
+  'instance_id',
+  'name',
+  'platform',
+  'application',
+  'owner',
+  'initial_state',
+  'final_state',
+  'snapshot_ids',
+  'status',
+  'failed_at',
+  'reason',
+] as const;
+
+/** The CSV header: fixed columns, two per stage in pipeline order, then the update counts. */
+export const reportColumns = (stageIds: readonly string[]): string[] => [
+  ...REPORT_FIXED_COLUMNS,
+  ...stageIds.flatMap((id) => [`${id}_status`, `${id}_reason`]),
+  'updates_installed',
+  'updates_failed',
+];
+
+/** Parallel S3 reads per report, well under S3's per-prefix rates. */
+const READ_CONCURRENCY = 16;
+
+/**
+ * Writes report.json and report.csv for a run from what the run left in S3. Runs on every path,
+ * so it never assumes a step finished: whatever is missing is reported, not thrown.
+ */
+export async function report(event: ReportInput, deps: ReportDeps): Promise<ReportOutput> {
+  const now = (deps.now ?? (() => new Date()))();
+  const { runId, bucket } = event;
+  const errors: string[] = [];
+  if (event.error) errors.push(`pipeline error: ${describeError(event.error)}`);
+  if (event.restoreError) errors.push(`restore error: ${describeError(event.restoreError)}`);
+  for (const r of event.batchResults ?? []) if (r.error) errors.push(`batch ${r.batchId}: ${describeError(r.error)}`);
+
+  const run = await getJson<RunDocument>(deps.s3, bucket, runDocumentKey(runId));
+  const stages: Pick<StageSpec, 'id' | 'title'>[] =
+    (event.stages ?? []).length > 0 ? event.stages : (run?.stages ?? []).map((id) => ({ id, title: id }));
+
+  let instances: InstanceReport[] = [];
+  if (!run) {
+    errors.unshift(`discovery failed: s3://${bucket}/${runDocumentKey(runId)} was not written, so no instance was processed`);
+  } else {
+    instances = await instanceReports(deps.s3, event, run, stages, errors);
+  }
+  const skipped = run?.skipped ?? [];
+
+  const totals: ReportTotals = {
+    matched: (run?.targets.length ?? 0) + skipped.length,
+    targets: run?.targets.length ?? 0,
+    skipped: skipped.length,
+    patched: instances.filter((i) => i.status === 'Patched').length,
+    failed: instances.filter((i) => i.status === 'Failed').length,
+    notReached: instances.filter((i) => i.status === 'NotReached').length,
+    updatesInstalled: sum(instances.map((i) => i.updatesInstalled)),
+    updatesFailed: sum(instances.map((i) => i.updatesFailed)),
+  };
+  const stageSummaries: StageSummary[] = stages.map((s) => {
+    const statuses = instances.map((i) => i.stages[s.id]?.status);
+    const success = statuses.filter((x) => x === 'Success').length;
+    const failed = statuses.filter((x) => x === 'Failed').length;
+    return { id: s.id, title: s.title, success, failed, notRun: statuses.length - success - failed };
+  });
+
+  const doc: RunReport = { runId, generatedAt: now.toISOString(), totals, stages: stageSummaries, instances, skipped, errors };
+  const reportKey = reportJsonKey(runId);
+  const csvKey = reportCsvKey(runId);
+  await putJson(deps.s3, bucket, reportKey, doc);
+  await putText(deps.s3, bucket, csvKey, toCsv(stages.map((s) => s.id), instances, skipped), 'text/csv');
+  logger.info('report written', { runId, reportKey, csvKey, ...totals, errors: errors.length });
+  return { ...totals, reportKey, csvKey };
+}
+
+async function instanceReports(
+  s3: S3Client,
+  event: ReportInput,
+  run: RunDocument,
+  stages: Pick<StageSpec, 'id'>[],
+  errors: string[],
+): Promise<InstanceReport[]> {
+  const { runId, bucket } = event;
+  const batchIds = [...new Set([...run.batches.map((b) => b.batchId), ...run.targets.map((t) => t.batchId).filter((b): b is string => !!b)])];
+  const batches = new Map<string, BatchDocument>();
+  await forEach(batchIds, async (id) => {
+    const batch = await getJson<BatchDocument>(s3, bucket, batchKey(runId, id));
+    if (batch) batches.set(id, batch);
+    else errors.push(`batch ${id}: s3://${bucket}/${batchKey(runId, id)} is missing`);
+  });
+  const batchOf = new Map<string, string>();
+  for (const b of run.batches) for (const id of b.instanceIds) batchOf.set(id, b.batchId);
+
+  const restore = await getJson<RestoreDocument>(s3, bucket, restoreKey(runId));
+  for (const [id, r] of Object.entries(restore?.instances ?? {})) if (r.error) errors.push(`restore ${id}: ${r.error}`);
+
+  const installed = await countRows(s3, bucket, areaPrefix(runId, 'compare'), errors);
+  const failedUpdates = await countRows(s3, bucket, areaPrefix(runId, 'failed'), errors);
+  const batchErrors = new Map((event.batchResults ?? []).filter((r) => r.error).map((r) => [r.batchId, r.error!]));
+
+  return run.targets.map((t) => {
+    const bid = t.batchId ?? batchOf.get(t.instanceId);
+    const progress = bid ? batches.get(bid)?.instances[t.instanceId] : undefined;
+    return instanceReport(t, progress, stages, {
+      finalState: restore?.instances[t.instanceId]?.finalState ?? '',
+      installed: installed.get(compareKey(runId, t.instanceId)) ?? 0,
+      failed: failedUpdates.get(failedKey(runId, t.instanceId)) ?? 0,
+      notReachedReason: notReachedReason(bid, batchErrors, event.error),
+    });
+  });
+}
+
+function instanceReport(
+  t: TargetInstance,
+  p: InstanceProgress | undefined,
+  stages: Pick<StageSpec, 'id'>[],
+  extra: { finalState: string; installed: number; failed: number; notReachedReason: string },
+): InstanceReport {
+  const stageReports = Object.fromEntries(
+    stages.map((s) => {
+      const o = p?.stages[s.id];
+      return [s.id, { status: o?.status ?? 'NotRun', reason: o?.reason ?? '' }];
+    }),
+  );
+  const allDone = stages.every((s) => p?.stages[s.id]?.status === 'Success');
+  let status: InstanceReportStatus;
+  let failedAt = '';
+  let reason = '';
+  if (p?.status === 'failed') {
+    status = 'Failed';
+    failedAt = p.failedAt ?? '';
+    reason = p.reason ?? '';
+  } else if (p && allDone) {
+    status = 'Patched';
+  } else {
+    status = 'NotReached';
+    reason = p ? extra.notReachedReason : `no progress recorded for this instance; ${extra.notReachedReason}`;
+  }
+  return {
+    instanceId: t.instanceId,
+    name: t.name,
+    platform: t.platform,
+    application: t.application,
+    owner: t.owner,
+    initialState: t.initialState,
+    finalState: extra.finalState,
+    snapshotIds: p?.snapshotIds ?? [],
+    status,
+    failedAt,
+    reason,
+    stages: stageReports,
+    updatesInstalled: extra.installed,
+    updatesFailed: extra.failed,
+  };
+}
+
+function notReachedReason(batchId: string | undefined, batchErrors: Map<string, PipelineError>, pipelineError: PipelineError | undefined): string {
+  const batchError = batchId ? batchErrors.get(batchId) : undefined;
+  if (batchError) return `pipeline error in batch ${batchId}: ${describeError(batchError)}`;
+  if (pipelineError) return `pipeline error: ${describeError(pipelineError)}`;
+  return 'the pipeline ended before this instance finished every stage';
+}
+
+/** Data rows of every CSV under a prefix, by key (header excluded). */
+async function countRows(s3: S3Client, bucket: string, prefix: string, errors: string[]): Promise<Map<string, number>> {
+  const keys = (await listKeys(s3, bucket, prefix)).filter((k) => k.endsWith('.csv'));
+  const counts = new Map<string, number>();
+  await forEach(keys, async (key) => {
+    const text = await getText(s3, bucket, key);
+    if (text === undefined) return;
+    try {
+      counts.set(key, (parse(text, { columns: true, skip_empty_lines: true, relax_column_count: true, bom: true }) as unknown[]).length);
+    } catch (err) {
+      errors.push(`s3://${bucket}/${key} cannot be read as CSV: ${errorMessage(err)}`);
+    }
+  });
+  return counts;
+}
+
+function toCsv(stageIds: string[], instances: InstanceReport[], skipped: SkippedInstance[]): string {
+  const rows: Record<string, string | number>[] = instances.map((i) => ({
+    instance_id: i.instanceId,
+    name: i.name,
+    platform: i.platform,
+    application: i.application,
+    owner: i.owner,
+    initial_state: i.initialState,
+    final_state: i.finalState,
+    snapshot_ids: i.snapshotIds.join(' '),
+    status: i.status,
+    failed_at: i.failedAt,
+    reason: i.reason,
+    ...Object.fromEntries(stageIds.flatMap((id) => [
+      [`${id}_status`, i.stages[id]?.status ?? 'NotRun'],
+      [`${id}_reason`, i.stages[id]?.reason ?? ''],
+    ])),
+    updates_installed: i.updatesInstalled,
+    updates_failed: i.updatesFailed,
+  }));
+  for (const s of skipped) {
+    rows.push({
+      instance_id: s.instanceId,
+      name: s.name,
+      initial_state: s.state,
+      status: 'Skipped',
+      reason: s.reason,
+      ...Object.fromEntries(stageIds.map((id) => [`${id}_status`, 'NotRun'])),
+      updates_installed: 0,
+      updates_failed: 0,
+    });
+  }
+  return stringify(rows, { header: true, columns: reportColumns(stageIds) });
+}
+
+/** "Error: message", with a Lambda error's JSON Cause reduced to its errorMessage. */
+export function describeError(e: PipelineError): string {
+  const name = e.Error ?? 'Error';
+  let cause = e.Cause ?? '';
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    if (parsed && typeof parsed.errorMessage === 'string') cause = parsed.errorMessage;
+  } catch {
+    // A plain-text Cause is already readable.
+  }
+  return cause ? `${name}: ${cause}` : name;
+}
+
+const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+
+async function forEach<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, items.length) }, worker));
+}

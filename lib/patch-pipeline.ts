@@ -1,0 +1,235 @@
+import { Aws, CfnElement, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct, IConstruct } from 'constructs';
+import { PatchRunDefaults, resolveDefaults } from './config';
+import { loadDocumentContent } from './documents';
+import { PipelineFunction } from './pipeline-function';
+import { DOCUMENTS, STAGES } from './stages';
+import { PatchWorkflow, PatchWorkflowFunctions } from './workflow/patch-workflow';
+
+/** EC2 resources of this account and region (targets are chosen by tag at run time, so no narrower ARN exists). */
+const EC2_ARNS = {
+  instances: `arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:instance/*`,
+  volumes: `arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:volume/*`,
+  snapshots: `arn:${Aws.PARTITION}:ec2:${Aws.REGION}::snapshot/*`,
+};
+
+export interface PatchPipelineProps {
+  /**
+   * Defaults of every patch run; an execution input overrides them field by field.
+   * @default the values documented on PatchRunDefaults
+   */
+  readonly defaults?: PatchRunDefaults;
+  /**
+   * Days after which a run's objects (markers, inventories, reports) expire from the bucket.
+   * @default 90
+   */
+  readonly runRetentionDays?: number;
+  /**
+   * Bucket that receives the server access logs of the run bucket.
+   * @default no access logs (the run bucket holds no public or customer data; see the cdk-nag acknowledgement)
+   * @see https://docs.aws.amazon.com/AmazonS3/latest/userguide/ServerAccessLogs.html
+   */
+  readonly serverAccessLogsBucket?: s3.IBucket;
+  /**
+   * Removal policy of the run bucket.
+   * @default RemovalPolicy.RETAIN (reports are audit records)
+   */
+  readonly bucketRemovalPolicy?: RemovalPolicy;
+  /**
+   * Log level of the state machine's execution log.
+   * @default sfn.LogLevel.ALL
+   */
+  readonly logLevel?: sfn.LogLevel;
+}
+
+/**
+ * Patches the EC2 instances selected by tags: snapshot first, then the SSM document stages of
+ * lib/stages.ts, each gated by S3 completion markers, then restore power states and report.
+ */
+export class PatchPipeline extends Construct {
+  /** The bucket of runs: run.json, markers, inventories, reports. */
+  public readonly bucket: s3.Bucket;
+  /** The Standard state machine that runs a patch. */
+  public readonly stateMachine: sfn.StateMachine;
+  /** Deployed name of each document of ssm-documents/, by file name. */
+  public readonly documentNames: Readonly<Record<string, string>>;
+  /** Attach to the instance roles: lets the documents write markers, CSVs and command output under runs/. */
+  public readonly instancePolicy: iam.ManagedPolicy;
+  public readonly functions: PatchWorkflowFunctions;
+
+  constructor(scope: Construct, id: string, props: PatchPipelineProps = {}) {
+    super(scope, id);
+    const runRetentionDays = props.runRetentionDays ?? 90;
+    if (!Number.isInteger(runRetentionDays) || runRetentionDays < 1) {
+      throw new Error(`runRetentionDays is ${runRetentionDays}: set a whole number of days >= 1`);
+    }
+    const defaults = resolveDefaults(props.defaults);
+    const stack = Stack.of(this);
+
+    this.bucket = new s3.Bucket(this, 'RunBucket', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      versioned: true,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      removalPolicy: props.bucketRemovalPolicy ?? RemovalPolicy.RETAIN,
+      serverAccessLogsBucket: props.serverAccessLogsBucket,
+      serverAccessLogsPrefix: props.serverAccessLogsBucket ? 'patch-pipeline/' : undefined,
+      lifecycleRules: [
+        {
+          id: 'expire-old-runs',
+          prefix: 'runs/',
+          expiration: Duration.days(runRetentionDays),
+          noncurrentVersionExpiration: Duration.days(30),
+          abortIncompleteMultipartUploadAfter: Duration.days(7),
+        },
+      ],
+    });
+    const runsArn = this.bucket.arnForObjects('runs/*');
+
+    const documentNames: Record<string, string> = {};
+    const documentArns: string[] = [];
+    for (const name of DOCUMENTS) {
+      const doc = new ssm.CfnDocument(this, `Document-${name}`, {
+        name: `${stack.stackName}-${name}`,
+        documentType: 'Command',
+        documentFormat: 'JSON',
+        updateMethod: 'NewVersion',
+        content: loadDocumentContent(name),
+      });
+      documentNames[name] = doc.ref;
+      documentArns.push(stack.formatArn({ service: 'ssm', resource: 'document', resourceName: doc.ref }));
+    }
+    this.documentNames = documentNames;
+
+    this.instancePolicy = new iam.ManagedPolicy(this, 'InstancePolicy', {
+      description: 'patch-pipeline: lets the SSM documents on an instance write their markers, CSVs and command output',
+      statements: [
+        new iam.PolicyStatement({ sid: 'WriteRunObjects', actions: ['s3:PutObject'], resources: [runsArn] }),
+        // compare reads this run's pre and post inventories of the instance.
+        new iam.PolicyStatement({ sid: 'ReadInventories', actions: ['s3:GetObject'], resources: [this.bucket.arnForObjects('runs/*/inventory/*')] }),
+        // The SSM agent checks the bucket's encryption before it uploads command output.
+        new iam.PolicyStatement({ sid: 'CommandOutput', actions: ['s3:GetEncryptionConfiguration'], resources: [this.bucket.bucketArn] }),
+      ],
+    });
+
+    const env = { BUCKET_NAME: this.bucket.bucketName, PIPELINE_DEFAULTS: JSON.stringify(defaults) };
+    const fn = (name: string, description: string, timeout?: Duration): PipelineFunction =>
+      new PipelineFunction(this, name, { name, description, environment: env, timeout });
+    const functions = {
+      normalizeInput: fn('normalize-input', 'patch-pipeline: validate the execution input and merge the deployed defaults'),
+      discover: fn('discover', 'patch-pipeline: find the target instances by tag and split them into batches', Duration.minutes(5)),
+      power: fn('power', 'patch-pipeline: start stopped targets, and stop them again at the end'),
+      snapshot: fn('snapshot', 'patch-pipeline: snapshot every EBS volume of a batch before patching'),
+      runStage: fn('run-stage', 'patch-pipeline: send a stage document to a batch'),
+      checkStage: fn('check-stage', 'patch-pipeline: classify a batch from markers and command invocations'),
+      report: fn('report', 'patch-pipeline: write the run report (JSON and CSV)', Duration.minutes(5)),
+    };
+    this.functions = functions;
+    this.grantLeastPrivilege(functions, documentArns);
+
+    const workflow = new PatchWorkflow(this, 'Workflow', { functions, stages: STAGES, documentNames });
+    const logGroup = new logs.LogGroup(this, 'ExecutionLogs', {
+      retention: logs.RetentionDays.SIX_MONTHS,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      definitionBody: sfn.DefinitionBody.fromChainable(workflow.definition),
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      comment: 'patch-pipeline: snapshot, staged SSM documents gated by S3 markers, power-state restore, report',
+      tracingEnabled: true,
+      logs: { destination: logGroup, level: props.logLevel ?? sfn.LogLevel.ALL, includeExecutionData: true },
+    });
+    this.acknowledgeNagFindings(functions);
+  }
+
+  private grantLeastPrivilege(f: PatchWorkflowFunctions, documentArns: string[]): void {
+    const { instances, volumes, snapshots } = EC2_ARNS;
+    const runs = this.bucket.arnForObjects('runs/*');
+    const add = (fn: lambda.IFunction, ...statements: iam.PolicyStatement[]): void => {
+      for (const s of statements) fn.addToRolePolicy(s);
+    };
+    const readWriteRuns = new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject'], resources: [runs] });
+    const listRuns = new iam.PolicyStatement({
+      actions: ['s3:ListBucket'],
+      resources: [this.bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': ['runs/*'] } },
+    });
+    // Describe* calls support no resource-level permissions.
+    const describeInstances = new iam.PolicyStatement({ actions: ['ec2:DescribeInstances', 'ssm:DescribeInstanceInformation'], resources: ['*'] });
+
+    add(f.discover, describeInstances, readWriteRuns);
+    add(
+      f.power,
+      describeInstances,
+      new iam.PolicyStatement({ actions: ['ec2:StartInstances', 'ec2:StopInstances'], resources: [instances] }),
+      readWriteRuns,
+    );
+    add(
+      f.snapshot,
+      new iam.PolicyStatement({ actions: ['ec2:CreateSnapshots'], resources: [instances, volumes, snapshots] }),
+      new iam.PolicyStatement({
+        actions: ['ec2:CreateTags'],
+        resources: [snapshots],
+        conditions: { StringEquals: { 'ec2:CreateAction': 'CreateSnapshots' } },
+      }),
+      new iam.PolicyStatement({ actions: ['ec2:DescribeSnapshots'], resources: ['*'] }),
+      readWriteRuns,
+    );
+    add(f.runStage, new iam.PolicyStatement({ actions: ['ssm:SendCommand'], resources: [...documentArns, instances] }), readWriteRuns);
+    add(
+      f.checkStage,
+      new iam.PolicyStatement({ actions: ['ssm:ListCommandInvocations', 'ssm:CancelCommand'], resources: ['*'] }),
+      readWriteRuns,
+      listRuns,
+    );
+    add(f.report, readWriteRuns, listRuns);
+  }
+
+  /**
+   * Acknowledges, one finding at a time and with its reason, the cdk-nag findings that remain
+   * after least privilege: wildcards that exist because the resource is only known at run time or
+   * because the API has no resource-level permission.
+   */
+  private acknowledgeNagFindings(f: PatchWorkflowFunctions): void {
+    const stack = Stack.of(this);
+    // A function's findings are on its role, a sibling of the function.
+    const ack = (scope: IConstruct, finding: string, reason: string): void =>
+      Validations.of(scope instanceof lambda.Function ? scope.role! : scope).acknowledge({ id: `AwsSolutions::AwsSolutions-${finding}`, reason });
+    const ref = (c: IConstruct): string => stack.getLogicalId(c.node.defaultChild as CfnElement);
+    const runs = `<${ref(this.bucket)}.Arn>/runs/*`;
+    const ec2 = {
+      instances: 'arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*',
+      volumes: 'arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:volume/*',
+      snapshots: 'arn:<AWS::Partition>:ec2:<AWS::Region>::snapshot/*',
+    };
+
+    ack(this.bucket, 'S1', 'One-bucket design: it holds pipeline state and reports only; pass serverAccessLogsBucket to log access.');
+    ack(this.instancePolicy, `IAM5[Resource::${runs}]`, 'Documents write one object per run, stage and instance under runs/; run ids exist only at run time.');
+    ack(this.instancePolicy, `IAM5[Resource::${runs}/inventory/*]`, 'compare reads the pre and post inventories of its own run; run ids exist only at run time.');
+    for (const fn of Object.values(f) as lambda.IFunction[]) {
+      ack(fn, 'IAM5[Resource::*]', 'X-Ray PutTraceSegments, and the Describe/List APIs the function calls, support no resource-level permissions.');
+      if (fn !== f.normalizeInput) ack(fn, `IAM5[Resource::${runs}]`, 'Run objects live under runs/<runId>/; run ids exist only at run time.');
+    }
+    const targetsReason = 'Target instances are selected by tag at run time; scoped to this account and region.';
+    ack(f.power, `IAM5[Resource::${ec2.instances}]`, targetsReason);
+    ack(f.runStage, `IAM5[Resource::${ec2.instances}]`, targetsReason);
+    ack(f.snapshot, `IAM5[Resource::${ec2.instances}]`, targetsReason);
+    ack(f.snapshot, `IAM5[Resource::${ec2.volumes}]`, 'CreateSnapshots reads every EBS volume of a target instance, known at run time only.');
+    ack(f.snapshot, `IAM5[Resource::${ec2.snapshots}]`, 'New snapshot ids are unknown before CreateSnapshots; tagging is limited to CreateSnapshots by condition.');
+    ack(this.stateMachine, 'IAM5[Resource::*]', 'Generated by CDK for X-Ray and CloudWatch Logs delivery, which support no resource-level permissions.');
+    for (const fn of Object.values(f) as lambda.IFunction[]) {
+      ack(this.stateMachine, `IAM5[Resource::<${ref(fn)}.Arn>:*]`, 'Generated by CDK: invoking any version of a pipeline function.');
+    }
+    const selfName = `{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${ref(this.stateMachine)}"}]}]}`;
+    const executions = `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${selfName}`;
+    ack(this.stateMachine, `IAM5[Resource::${executions}/PatchBatch:*]`, 'Generated by CDK: the Distributed Map manages its own child executions.');
+    ack(this.stateMachine, `IAM5[Resource::${executions}:*]`, 'Generated by CDK: the Distributed Map describes and stops executions of this state machine.');
+  }
+}

@@ -1,0 +1,160 @@
+import { Duration } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { StageDefinition } from '../stages';
+import { Gate, THROTTLING_ERRORS } from './gate';
+
+/** The functions the workflow calls, one per step kind. */
+export interface PatchWorkflowFunctions {
+  readonly normalizeInput: lambda.IFunction;
+  readonly discover: lambda.IFunction;
+  readonly power: lambda.IFunction;
+  readonly snapshot: lambda.IFunction;
+  readonly runStage: lambda.IFunction;
+  readonly checkStage: lambda.IFunction;
+  readonly report: lambda.IFunction;
+}
+
+export interface PatchWorkflowProps {
+  readonly functions: PatchWorkflowFunctions;
+  /** The document stages, in order. */
+  readonly stages: readonly StageDefinition[];
+  /** Deployed document name of each document of ssm-documents/, by file name. */
+  readonly documentNames: Readonly<Record<string, string>>;
+}
+
+/** What every task of a run receives: the run reference, never the fleet. */
+const RUN_REF = { 'runId.$': '$.runId', 'bucket.$': '$.bucket', 'config.$': '$.config' };
+const BATCH_REF = { ...RUN_REF, 'batchId.$': '$.batchId' };
+
+/**
+ * The patch run: normalize input -> discover -> per batch (power on, snapshot, the document
+ * stages) -> restore power states -> report. Every failure after discovery still reaches restore
+ * and report. Batches run as child executions of a Distributed Map, so each batch has its own
+ * 25,000-event history and batches never wait for each other.
+ */
+export class PatchWorkflow extends Construct {
+  public readonly definition: sfn.IChainable;
+
+  constructor(scope: Construct, id: string, props: PatchWorkflowProps) {
+    super(scope, id);
+    const fns = props.functions;
+    const stageIds = props.stages.map((s) => s.id);
+
+    // Report, then fail the execution if the pipeline itself broke (instances failing alone do not).
+    const report = this.task('Report', fns.report, 'Write report', {
+      ...RUN_REF,
+      stages: props.stages.map((s) => ({ id: s.id, title: s.title })),
+      'batchResults.$': '$.batchResults',
+      'error.$': '$.error',
+      'restoreError.$': '$.restoreError',
+    }, '$.report');
+    report.addCatch(
+      new sfn.Fail(this, 'ReportFailed', { stateName: 'Report failed', errorPath: '$.reportError.Error', causePath: '$.reportError.Cause' }),
+      { resultPath: '$.reportError' },
+    );
+    report.next(
+      new sfn.Choice(this, 'AnyPipelineError', { stateName: 'Pipeline error?' })
+        .when(
+          sfn.Condition.isNotNull('$.error'),
+          new sfn.Fail(this, 'RunFailed', { stateName: 'Patch run failed', errorPath: '$.error.Error', causePath: '$.error.Cause' }),
+        )
+        .otherwise(new sfn.Succeed(this, 'RunComplete', { stateName: 'Run complete' })),
+    );
+
+    const restore = new Gate(this, 'Restore', {
+      name: 'restore',
+      action: { title: 'stop instances that were stopped', function: fns.power, payload: { action: 'restore', ...RUN_REF } },
+      check: { title: 'check power states', function: fns.power, payload: { action: 'check-restored', ...RUN_REF } },
+      onError: report,
+      errorPath: '$.restoreError',
+    });
+    const restoreAndReport = sfn.Chain.start(restore).next(report);
+
+    const normalize = this.task('Normalize', fns.normalizeInput, 'Normalize input', {
+      'input.$': '$$.Execution.Input',
+      'executionName.$': '$$.Execution.Name',
+      stages: stageIds,
+    }, '$');
+    const invalid = new sfn.Fail(this, 'InvalidInput', { stateName: 'Invalid input', errorPath: '$.error', causePath: '$.cause' });
+    // Every path reads these keys, so they exist from the start (JSONPath fails on a missing key).
+    const start = new sfn.Pass(this, 'StartRun', {
+      stateName: 'Start run',
+      parameters: { ...RUN_REF, batchResults: [], error: null, restoreError: null },
+    });
+    const discover = this.task('Discover', fns.discover, 'Discover targets', { ...RUN_REF, stages: stageIds }, '$.discovery');
+
+    // One batch: power on, snapshot, then every document stage, each a gate.
+    const batchFailed = new sfn.Pass(this, 'BatchFailed', {
+      stateName: 'Batch failed',
+      parameters: { 'batchId.$': '$.batchId', 'error.$': '$.error' },
+    });
+    let batch = sfn.Chain.start(
+      new Gate(this, 'PowerOn', {
+        name: 'power-on',
+        action: { title: 'start stopped instances', function: fns.power, payload: { action: 'start', ...BATCH_REF } },
+        check: { title: 'check running and online', function: fns.power, payload: { action: 'check-started', ...BATCH_REF } },
+        onError: batchFailed,
+      }),
+    ).next(
+      new Gate(this, 'Snapshot', {
+        name: 'snapshot',
+        action: { title: 'create snapshots', function: fns.snapshot, payload: { action: 'create', ...BATCH_REF } },
+        check: { title: 'check snapshots', function: fns.snapshot, payload: { action: 'check', ...BATCH_REF } },
+        onError: batchFailed,
+      }),
+    );
+    for (const stage of props.stages) {
+      const documentName = props.documentNames[stage.document];
+      if (!documentName) throw new Error(`stage ${stage.id} uses document ${stage.document}, which is not deployed`);
+      const payload = {
+        ...BATCH_REF,
+        stage: { id: stage.id, title: stage.title, documentName, parameters: stage.parameters, prefixes: stage.prefixes },
+      };
+      batch = batch.next(
+        new Gate(this, `Stage-${stage.id}`, {
+          name: stage.id,
+          action: { title: 'send command', function: fns.runStage, payload },
+          check: { title: 'check markers', function: fns.checkStage, payload },
+          onError: batchFailed,
+        }),
+      );
+    }
+    batch = batch.next(new sfn.Pass(this, 'BatchDone', { stateName: 'Batch done', parameters: { 'batchId.$': '$.batchId' } }));
+
+    const batches = new sfn.DistributedMap(this, 'Batches', {
+      stateName: 'Patch batches',
+      itemsPath: '$.discovery.batches',
+      itemSelector: { ...RUN_REF, 'batchId.$': '$$.Map.Item.Value' },
+      maxConcurrencyPath: '$.config.batchConcurrency',
+      mapExecutionType: sfn.StateMachineType.STANDARD,
+      resultPath: '$.batchResults',
+      label: 'PatchBatch',
+    });
+    batches.itemProcessor(batch);
+
+    discover.addCatch(restoreAndReport, { resultPath: '$.error' });
+    batches.addCatch(restoreAndReport, { resultPath: '$.error' });
+
+    this.definition = sfn.Chain.start(normalize).next(
+      new sfn.Choice(this, 'InputValid', { stateName: 'Input valid?' })
+        .when(sfn.Condition.booleanEquals('$.valid', false), invalid)
+        .otherwise(start.next(discover).next(batches).next(restoreAndReport)),
+    );
+  }
+
+  private task(id: string, fn: lambda.IFunction, stateName: string, payload: Record<string, unknown>, resultPath: string): tasks.LambdaInvoke {
+    const t = new tasks.LambdaInvoke(this, id, {
+      stateName,
+      lambdaFunction: fn,
+      payload: sfn.TaskInput.fromObject(payload),
+      payloadResponseOnly: true,
+      resultPath,
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(5)),
+    });
+    t.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(5), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
+    return t;
+  }
+}

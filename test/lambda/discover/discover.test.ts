@@ -1,0 +1,242 @@
+import { DescribeInstancesCommand, EC2Client, Instance } from '@aws-sdk/client-ec2';
+import { S3Client } from '@aws-sdk/client-s3';
+import { DescribeInstanceInformationCommand, InstanceInformation, SSMClient } from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
+import { discover, DiscoverEvent } from '../../../lambda/discover/discover';
+import { BatchDocument, RunConfig, RunDocument } from '../../../lambda/shared/types';
+import { S3Memory } from '../../helpers/s3-memory';
+
+const ec2 = mockClient(EC2Client);
+const ssm = mockClient(SSMClient);
+const s3 = mockClient(S3Client);
+const bucket = new S3Memory();
+const NOW = new Date('2024-06-01T10:00:00Z');
+
+const CONFIG: RunConfig = {
+  targetTags: { PatchGroup: ['web', 'api'], Env: ['prod'] },
+  instanceIds: [],
+  batchSize: 50,
+  batchConcurrency: 5,
+  maxConcurrency: '10%',
+  maxErrors: '10%',
+  stageTimeouts: {},
+  pollIntervalSeconds: 60,
+  powerOnTimeoutSeconds: 900,
+  snapshotTimeoutSeconds: 3600,
+  snapshotRetentionDays: 14,
+  applicationTagKey: 'Application',
+  ownerTagKey: 'Owner',
+  region: 'eu-west-1',
+};
+const STAGES = ['agent-update', 'pre-inventory', 'patch', 'post-inventory', 'compare', 'failed-check'];
+
+const event = (config: Partial<RunConfig> = {}): DiscoverEvent => ({ runId: 'run-1', bucket: 'b', config: { ...CONFIG, ...config }, stages: STAGES });
+const deps = () => ({ ec2: new EC2Client({}), ssm: new SSMClient({}), s3: new S3Client({}), now: () => NOW });
+
+const id = (n: number): string => `i-${n.toString(16).padStart(17, '0')}`;
+
+function instance(n: number, over: Partial<Instance> & { state?: string } = {}): Instance {
+  const { state = 'running', ...rest } = over;
+  return {
+    InstanceId: id(n),
+    State: { Name: state as never },
+    Tags: [
+      { Key: 'Name', Value: `web-${n}` },
+      { Key: 'Application', Value: 'shop' },
+      { Key: 'Owner', Value: 'ops@example.com' },
+    ],
+    BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeId: `vol-${n}` } }],
+    ...rest,
+  };
+}
+
+const info = (n: number, over: Partial<InstanceInformation> = {}): InstanceInformation => ({
+  InstanceId: id(n),
+  PingStatus: 'Online',
+  AgentVersion: '3.3.0.0',
+  PlatformName: 'Amazon Linux',
+  ...over,
+});
+
+/** DescribeInstanceInformation answers for the ids in its filter, from a table. */
+function ssmAnswers(table: InstanceInformation[]): void {
+  ssm.on(DescribeInstanceInformationCommand).callsFake((input: { Filters?: { Key: string; Values: string[] }[] }) => {
+    const ids = input.Filters?.find((f) => f.Key === 'InstanceIds')?.Values ?? [];
+    return { InstanceInformationList: table.filter((i) => ids.includes(i.InstanceId!)) };
+  });
+}
+
+beforeEach(() => {
+  ec2.reset();
+  ssm.reset();
+  s3.reset();
+  bucket.clear();
+  bucket.attach(s3);
+});
+
+describe('discover', () => {
+  test('filters by tag (one filter per key, several values) and records platform, tags, volumes and SSM state', async () => {
+    ec2.on(DescribeInstancesCommand).resolves({
+      Reservations: [
+        { Instances: [instance(1, { Platform: 'windows' as never, BlockDeviceMappings: [{ Ebs: { VolumeId: 'vol-a' } }, { Ebs: { VolumeId: 'vol-b' } }] })] },
+        { Instances: [instance(2, { state: 'stopped' })] },
+      ],
+    });
+    ssmAnswers([info(1, { PlatformName: 'Microsoft Windows Server 2022' }), info(2, { PingStatus: 'ConnectionLost' })]);
+
+    const out = await discover(event(), deps());
+
+    expect(out).toEqual({ matched: 2, targets: 2, skipped: 0, batches: ['b000'] });
+    expect(ec2).toHaveReceivedCommandWith(DescribeInstancesCommand, {
+      Filters: [
+        { Name: 'tag:PatchGroup', Values: ['web', 'api'] },
+        { Name: 'tag:Env', Values: ['prod'] },
+      ],
+    });
+    const run = bucket.json<RunDocument>('runs/run-1/run.json');
+    expect(run).toMatchObject({ runId: 'run-1', createdAt: NOW.toISOString(), stages: STAGES, skipped: [] });
+    expect(run.targets).toEqual([
+      {
+        instanceId: id(1),
+        name: 'web-1',
+        platform: 'Windows',
+        initialState: 'running',
+        application: 'shop',
+        owner: 'ops@example.com',
+        ssm: { managed: true, pingStatus: 'Online', agentVersion: '3.3.0.0', platformName: 'Microsoft Windows Server 2022' },
+        volumeIds: ['vol-a', 'vol-b'],
+        batchId: 'b000',
+      },
+      expect.objectContaining({ instanceId: id(2), platform: 'Linux', initialState: 'stopped', ssm: expect.objectContaining({ pingStatus: 'ConnectionLost' }) }),
+    ]);
+    expect(bucket.json<BatchDocument>('runs/run-1/batches/b000.json')).toEqual({
+      runId: 'run-1',
+      batchId: 'b000',
+      instanceIds: [id(1), id(2)],
+      instances: { [id(1)]: { status: 'active', stages: {} }, [id(2)]: { status: 'active', stages: {} } },
+      updatedAt: NOW.toISOString(),
+    });
+  });
+
+  test('adds an instance-id filter when instance ids are given', async () => {
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+    ssmAnswers([]);
+    await discover(event({ targetTags: {}, instanceIds: [id(1), id(2)] }), deps());
+    expect(ec2).toHaveReceivedCommandWith(DescribeInstancesCommand, { Filters: [{ Name: 'instance-id', Values: [id(1), id(2)] }] });
+  });
+
+  test('follows NextToken across pages of DescribeInstances and DescribeInstanceInformation', async () => {
+    // Pages keyed by the NextToken they answer (the paginator reuses its input object, so tokens are recorded at call time).
+    const ec2Pages: Record<string, { Reservations: { Instances: Instance[] }[]; NextToken?: string }> = {
+      '': { Reservations: [{ Instances: [instance(1), instance(2)] }], NextToken: 'p2' },
+      p2: { Reservations: [{ Instances: [instance(3)] }], NextToken: 'p3' },
+      p3: { Reservations: [{ Instances: [instance(4)] }] },
+    };
+    const ssmPages: Record<string, { InstanceInformationList: InstanceInformation[]; NextToken?: string }> = {
+      '': { InstanceInformationList: [info(1)], NextToken: 's2' },
+      s2: { InstanceInformationList: [info(2), info(3)], NextToken: 's3' },
+      s3: { InstanceInformationList: [info(4)] },
+    };
+    const ec2Tokens: string[] = [];
+    const ssmTokens: string[] = [];
+    ec2.on(DescribeInstancesCommand).callsFake((input: { NextToken?: string }) => {
+      ec2Tokens.push(input.NextToken ?? '');
+      return ec2Pages[input.NextToken ?? ''];
+    });
+    ssm.on(DescribeInstanceInformationCommand).callsFake((input: { NextToken?: string }) => {
+      ssmTokens.push(input.NextToken ?? '');
+      return ssmPages[input.NextToken ?? ''];
+    });
+
+    const out = await discover(event(), deps());
+
+    expect(out).toMatchObject({ matched: 4, targets: 4, skipped: 0 });
+    expect(ec2Tokens).toEqual(['', 'p2', 'p3']);
+    expect(ssmTokens).toEqual(['', 's2', 's3']);
+    expect(bucket.json<RunDocument>('runs/run-1/run.json').targets.map((t) => t.ssm.pingStatus)).toEqual(['Online', 'Online', 'Online', 'Online']);
+  });
+
+  test('splits 120 targets into batches of 50, 50 and 20; asks SSM about 50 ids at a time', async () => {
+    const all = Array.from({ length: 120 }, (_, i) => instance(i + 1));
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: all }] });
+    ssmAnswers(all.map((_, i) => info(i + 1)));
+
+    const out = await discover(event(), deps());
+
+    expect(out).toEqual({ matched: 120, targets: 120, skipped: 0, batches: ['b000', 'b001', 'b002'] });
+    expect(ssm).toHaveReceivedCommandTimes(DescribeInstanceInformationCommand, 3);
+    for (const call of ssm.commandCalls(DescribeInstanceInformationCommand)) {
+      expect(call.args[0].input.Filters?.[0].Values?.length).toBeLessThanOrEqual(50);
+    }
+    const sizes = ['b000', 'b001', 'b002'].map((b) => bucket.json<BatchDocument>(`runs/run-1/batches/${b}.json`).instanceIds.length);
+    expect(sizes).toEqual([50, 50, 20]);
+    const run = bucket.json<RunDocument>('runs/run-1/run.json');
+    expect(run.batches.map((b) => b.instanceIds.length)).toEqual([50, 50, 20]);
+    expect(run.targets[119].batchId).toBe('b002');
+  });
+
+  test('honours config.batchSize', async () => {
+    const all = Array.from({ length: 7 }, (_, i) => instance(i + 1));
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: all }] });
+    ssmAnswers(all.map((_, i) => info(i + 1)));
+    expect((await discover(event({ batchSize: 3 }), deps())).batches).toEqual(['b000', 'b001', 'b002']);
+  });
+
+  test('skips terminated, shutting-down, stopping, unmanaged, offline and volume-less instances, with the reason', async () => {
+    ec2.on(DescribeInstancesCommand).resolves({
+      Reservations: [
+        {
+          Instances: [
+            instance(1),
+            instance(2, { state: 'terminated' }),
+            instance(3, { state: 'shutting-down' }),
+            instance(4, { state: 'stopping' }),
+            instance(5),
+            instance(6),
+            instance(7, { BlockDeviceMappings: [] }),
+            instance(8, { state: 'stopped' }),
+          ],
+        },
+      ],
+    });
+    ssmAnswers([info(1), info(6, { PingStatus: 'ConnectionLost' }), info(7), info(4)]);
+
+    const out = await discover(event(), deps());
+
+    expect(out).toEqual({ matched: 8, targets: 1, skipped: 7, batches: ['b000'] });
+    const run = bucket.json<RunDocument>('runs/run-1/run.json');
+    expect(run.targets.map((t) => t.instanceId)).toEqual([id(1)]);
+    const reasons = Object.fromEntries(run.skipped.map((s) => [s.instanceId, s.reason]));
+    expect(reasons).toEqual({
+      [id(2)]: 'instance is terminated',
+      [id(3)]: 'instance is shutting-down',
+      [id(4)]: expect.stringMatching(/^instance is stopping/),
+      [id(5)]: 'not managed by SSM: no agent registration (check the instance profile and the agent)',
+      [id(6)]: 'SSM agent not online (PingStatus ConnectionLost)',
+      [id(7)]: 'no EBS volume to snapshot',
+      [id(8)]: 'not managed by SSM: no agent registration (check the instance profile and the agent)',
+    });
+    expect(run.skipped.find((s) => s.instanceId === id(2))).toEqual({ instanceId: id(2), name: 'web-2', state: 'terminated', reason: 'instance is terminated' });
+    // Terminated instances are not even asked about.
+    const asked = ssm.commandCalls(DescribeInstanceInformationCommand).flatMap((c) => c.args[0].input.Filters?.[0].Values ?? []);
+    expect(asked).not.toContain(id(2));
+  });
+
+  test('zero matching instances: no batches, run.json still written, no error', async () => {
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+    ssmAnswers([]);
+
+    const out = await discover(event(), deps());
+
+    expect(out).toEqual({ matched: 0, targets: 0, skipped: 0, batches: [] });
+    expect(ssm).toHaveReceivedCommandTimes(DescribeInstanceInformationCommand, 0);
+    expect(bucket.json<RunDocument>('runs/run-1/run.json')).toMatchObject({ runId: 'run-1', targets: [], skipped: [], batches: [] });
+    expect(bucket.list('runs/run-1/batches/')).toEqual([]);
+  });
+
+  test('an AWS error fails the task (the workflow catches it and restores)', async () => {
+    ec2.on(DescribeInstancesCommand).rejects(new Error('UnauthorizedOperation'));
+    await expect(discover(event(), deps())).rejects.toThrow('UnauthorizedOperation');
+    expect(bucket.has('runs/run-1/run.json')).toBe(false);
+  });
+});

@@ -1,0 +1,144 @@
+import { App, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { PatchPipeline } from '../../lib/patch-pipeline';
+import { DOCUMENTS } from '../../lib/stages';
+import { synthStack } from '../helpers/stack';
+
+const { template } = synthStack();
+
+/** Every statement of every IAM policy attached to the role of the given function folder. */
+function statementsOf(fnName: string): any[] {
+  const policies = template.findResources('AWS::IAM::Policy');
+  const roleId = Object.keys(template.findResources('AWS::IAM::Role')).find((id) => id.startsWith(`PatchPipeline${fnName.replace(/-/g, '')}Role`));
+  expect(roleId).toBeDefined();
+  return Object.values(policies)
+    .filter((p: any) => p.Properties.Roles.some((r: any) => r.Ref === roleId))
+    .flatMap((p: any) => p.Properties.PolicyDocument.Statement);
+}
+
+const actionsOf = (fnName: string): string[] =>
+  statementsOf(fnName).flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action])).sort();
+
+describe('PatchPipeline', () => {
+  test('deploys one Standard state machine with logging and tracing', () => {
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      StateMachineType: 'STANDARD',
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: Match.objectLike({ Level: 'ALL' }),
+    });
+  });
+
+  test('deploys every document as a schema 2.2 Command document with a Linux and a Windows step', () => {
+    const docs = template.findResources('AWS::SSM::Document');
+    expect(Object.keys(docs)).toHaveLength(DOCUMENTS.length);
+    for (const doc of Object.values(docs) as any[]) {
+      expect(doc.Properties.DocumentType).toBe('Command');
+      expect(doc.Properties.UpdateMethod).toBe('NewVersion');
+      const content = doc.Properties.Content;
+      expect(content.schemaVersion).toBe('2.2');
+      const platforms = content.mainSteps.map((s: any) => s.precondition?.StringEquals?.[1]).sort();
+      expect(platforms).toEqual(['Linux', 'Windows']);
+      const actions = content.mainSteps.map((s: any) => s.action).sort();
+      expect(actions).toEqual(['aws:runPowerShellScript', 'aws:runShellScript']);
+    }
+  });
+
+  test('keeps runs in an encrypted, versioned, private, TLS-only bucket that expires old runs', () => {
+    template.resourceCountIs('AWS::S3::Bucket', 1);
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      VersioningConfiguration: { Status: 'Enabled' },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      LifecycleConfiguration: {
+        Rules: [Match.objectLike({ Prefix: 'runs/', ExpirationInDays: 90, Status: 'Enabled' })],
+      },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  test('exposes an instance policy that writes under runs/ only', () => {
+    template.hasResourceProperties('AWS::IAM::ManagedPolicy', {
+      PolicyDocument: {
+        Statement: [
+          Match.objectLike({ Action: 's3:PutObject', Resource: { 'Fn::Join': ['', [Match.anyValue(), '/runs/*']] } }),
+          Match.objectLike({ Action: 's3:GetObject', Resource: { 'Fn::Join': ['', [Match.anyValue(), '/runs/*/inventory/*']] } }),
+          Match.objectLike({ Action: 's3:GetEncryptionConfiguration' }),
+        ],
+      },
+    });
+  });
+
+  test.each([
+    ['normalize-input', ['logs:CreateLogStream', 'logs:PutLogEvents', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
+    ['discover', ['ec2:DescribeInstances', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:PutObject', 'ssm:DescribeInstanceInformation', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
+    ['power', ['ec2:DescribeInstances', 'ec2:StartInstances', 'ec2:StopInstances', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:PutObject', 'ssm:DescribeInstanceInformation', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
+    ['snapshot', ['ec2:CreateSnapshots', 'ec2:CreateTags', 'ec2:DescribeSnapshots', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:PutObject', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
+    ['run-stage', ['logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:PutObject', 'ssm:SendCommand', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
+    ['check-stage', ['logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 's3:PutObject', 'ssm:CancelCommand', 'ssm:ListCommandInvocations', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
+    ['report', ['logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 's3:PutObject', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
+  ])('grants %s exactly the actions its code calls', (fn, actions) => {
+    expect([...new Set(actionsOf(fn))]).toEqual(actions);
+  });
+
+  test('scopes S3 access of the functions to runs/ of the run bucket', () => {
+    for (const fn of ['discover', 'power', 'snapshot', 'run-stage', 'check-stage', 'report']) {
+      for (const s of statementsOf(fn).filter((x) => String(x.Action).startsWith('s3:Get') || String(x.Action).includes('s3:PutObject'))) {
+        expect(JSON.stringify(s.Resource)).toMatch(/\/runs\/\*"/);
+      }
+      const list = statementsOf(fn).find((x) => x.Action === 's3:ListBucket');
+      if (list) expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['runs/*'] } });
+    }
+  });
+
+  test('lets run-stage send only the pipeline documents, and tags only snapshots made by CreateSnapshots', () => {
+    const send = statementsOf('run-stage').find((s) => s.Action === 'ssm:SendCommand');
+    expect(send.Resource).toHaveLength(DOCUMENTS.length + 1);
+    expect(JSON.stringify(send.Resource)).toContain(':instance/*');
+    const tag = statementsOf('snapshot').find((s) => s.Action === 'ec2:CreateTags');
+    expect(tag.Condition).toEqual({ StringEquals: { 'ec2:CreateAction': 'CreateSnapshots' } });
+  });
+
+  test('passes the deployed defaults to the functions', () => {
+    const fns = template.findResources('AWS::Lambda::Function', { Properties: { Environment: { Variables: { PIPELINE_DEFAULTS: Match.anyValue() } } } });
+    expect(Object.keys(fns).length).toBe(7);
+    const defaults = JSON.parse((Object.values(fns)[0] as any).Properties.Environment.Variables.PIPELINE_DEFAULTS);
+    expect(defaults).toMatchObject({ targetTags: { PatchGroup: ['default'] }, batchSize: 50, stageTimeouts: { patch: 7200 } });
+  });
+
+  test('runs every function on a current Node.js runtime with source maps', () => {
+    const fns = Object.values(template.findResources('AWS::Lambda::Function')) as any[];
+    for (const f of fns) {
+      expect(f.Properties.Runtime).toMatch(/^nodejs(2[2-9]|[3-9]\d)\.x$/);
+      expect(f.Properties.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
+    }
+  });
+
+  test('fails when the defaults ask for more than 50 instances per batch', () => {
+    const stack = new Stack(new App(), 'Bad');
+    expect(() => new PatchPipeline(stack, 'P', { defaults: { batchSize: 51 } })).toThrow(/batchSize is 51; set 1\.\.50/);
+  });
+
+  test('fails when a stage timeout names an unknown stage', () => {
+    const stack = new Stack(new App(), 'Bad');
+    expect(() => new PatchPipeline(stack, 'P', { defaults: { stageTimeouts: { reboot: 600 } } })).toThrow(/stageTimeouts\.reboot is not a stage/);
+  });
+
+  test('fails when runRetentionDays is not a positive whole number', () => {
+    const stack = new Stack(new App(), 'Bad');
+    expect(() => new PatchPipeline(stack, 'P', { runRetentionDays: 0 })).toThrow(/runRetentionDays is 0/);
+  });
+
+  test('matches the snapshot (asset hashes scrubbed)', () => {
+    const json = JSON.stringify(template.toJSON()).replace(/[0-9a-f]{64}(\.zip)?/g, 'HASH');
+    expect(JSON.parse(json)).toMatchSnapshot();
+  });
+});
+
+void Template;
