@@ -76,7 +76,9 @@ export const DEFAULT_TARGET_TAGS: Record<string, string[]> = { PatchGroup: ['def
 /** The defaults with every field set, as the Lambdas receive them (PIPELINE_DEFAULTS). */
 export function resolveDefaults(d: PatchRunDefaults = {}): Omit<RunConfig, 'region'> {
   const stageTimeouts: Record<string, number> = {};
-  for (const s of STAGES) stageTimeouts[s.id] = d.stageTimeouts?.[s.id] ?? s.timeoutSeconds;
+  for (const s of STAGES) stageTimeouts[s.id] = s.timeoutSeconds;
+  // Unknown keys are kept so that validation names them.
+  Object.assign(stageTimeouts, d.stageTimeouts);
   const resolved = {
     targetTags: d.targetTags ?? DEFAULT_TARGET_TAGS,
     instanceIds: [],
