@@ -2,6 +2,7 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { PatchRunDefaults } from '../lib/config';
+import { PatchWindow } from '../lib/patch-windows';
 import { PatchPipelineStack } from '../lib/patch-pipeline-stack';
 
 /** Deploy-time configuration, from cdk.json context key "patch-pipeline" (or `-c patch-pipeline='{...}'`). */
@@ -9,6 +10,7 @@ interface AppConfig {
   readonly stackName?: string;
   readonly defaults?: PatchRunDefaults;
   readonly runRetentionDays?: number;
+  readonly patchWindows?: PatchWindow[];
 }
 
 const app = new App();
@@ -17,7 +19,7 @@ const config: AppConfig = typeof raw === 'string' ? JSON.parse(raw) : (raw as Ap
 
 new PatchPipelineStack(app, config.stackName ?? 'PatchPipelineStack', {
   description: 'patch-pipeline: serverless EC2 fleet patching (Step Functions + SSM)',
-  pipeline: { defaults: config.defaults, runRetentionDays: config.runRetentionDays },
+  pipeline: { defaults: config.defaults, runRetentionDays: config.runRetentionDays, patchWindows: config.patchWindows },
 });
 
 // cdk-nag runs on every synth; a finding that is not acknowledged (with its reason) stops the synth.

@@ -69,12 +69,18 @@ export interface PatchRunDefaults {
    * @default 'Owner'
    */
   readonly ownerTagKey?: string;
+  /**
+   * SSM Change Calendar checked at the start of every run: CLOSED = change freeze, the run changes nothing.
+   * @default '' (no calendar)
+   * @see https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCalendarState.html
+   */
+  readonly changeCalendarName?: string;
 }
 
 export const DEFAULT_TARGET_TAGS: Record<string, string[]> = { PatchGroup: ['default'] };
 
 /** The defaults with every field set, as the Lambdas receive them (PIPELINE_DEFAULTS). */
-export function resolveDefaults(d: PatchRunDefaults = {}): Omit<RunConfig, 'region'> {
+export function resolveDefaults(d: PatchRunDefaults = {}): Omit<RunConfig, 'region' | 'dryRun' | 'window'> {
   const stageTimeouts: Record<string, number> = {};
   for (const s of STAGES) stageTimeouts[s.id] = s.timeoutSeconds;
   // Unknown keys are kept so that validation names them.
@@ -93,6 +99,7 @@ export function resolveDefaults(d: PatchRunDefaults = {}): Omit<RunConfig, 'regi
     snapshotRetentionDays: d.snapshotRetentionDays ?? 14,
     applicationTagKey: d.applicationTagKey ?? 'Application',
     ownerTagKey: d.ownerTagKey ?? 'Owner',
+    changeCalendarName: d.changeCalendarName ?? '',
   };
   validateDefaults(resolved);
   return resolved;
@@ -101,7 +108,7 @@ export function resolveDefaults(d: PatchRunDefaults = {}): Omit<RunConfig, 'regi
 const RATE = /^([1-9][0-9]*%?|0)$/;
 
 /** Rejects a deploy-time configuration that could never run, with the fix. */
-function validateDefaults(d: Omit<RunConfig, 'region'>): void {
+function validateDefaults(d: Omit<RunConfig, 'region' | 'dryRun' | 'window'>): void {
   const fail = (field: string, fix: string): never => {
     throw new Error(`patch-pipeline defaults: ${field} ${fix}`);
   };

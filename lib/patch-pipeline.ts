@@ -8,15 +8,17 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, IConstruct } from 'constructs';
 import { PatchRunDefaults, resolveDefaults } from './config';
 import { loadDocumentContent } from './documents';
+import { PatchWindow, PatchWindows } from './patch-windows';
 import { PipelineFunction } from './pipeline-function';
 import { DOCUMENTS, STAGES } from './stages';
 import { PatchWorkflow, PatchWorkflowFunctions } from './workflow/patch-workflow';
 
-/** EC2 resources of this account and region (targets are chosen by tag at run time, so no narrower ARN exists). */
-const EC2_ARNS = {
+/** Resources of this account and region (targets are chosen by tag at run time, so no narrower ARN exists). */
+const ARNS = {
   instances: `arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:instance/*`,
   volumes: `arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:volume/*`,
   snapshots: `arn:${Aws.PARTITION}:ec2:${Aws.REGION}::snapshot/*`,
+  documents: `arn:${Aws.PARTITION}:ssm:${Aws.REGION}:${Aws.ACCOUNT_ID}:document/*`,
 };
 
 export interface PatchPipelineProps {
@@ -42,6 +44,11 @@ export interface PatchPipelineProps {
    */
   readonly bucketRemovalPolicy?: RemovalPolicy;
   /**
+   * Recurring patch windows: each becomes an EventBridge Scheduler schedule that starts a run.
+   * @default no schedule (runs start by hand or from the CLI)
+   */
+  readonly patchWindows?: readonly PatchWindow[];
+  /**
    * Log level of the state machine's execution log.
    * @default sfn.LogLevel.ALL
    */
@@ -62,6 +69,8 @@ export class PatchPipeline extends Construct {
   /** Attach to the instance roles: lets the documents write markers, CSVs and command output under runs/. */
   public readonly instancePolicy: iam.ManagedPolicy;
   public readonly functions: PatchWorkflowFunctions;
+  /** The schedules of the patch windows. */
+  public readonly patchWindows: PatchWindows;
 
   constructor(scope: Construct, id: string, props: PatchPipelineProps = {}) {
     super(scope, id);
@@ -124,6 +133,7 @@ export class PatchPipeline extends Construct {
       new PipelineFunction(this, name, { name, description, environment: env, timeout });
     const functions = {
       normalizeInput: fn('normalize-input', 'patch-pipeline: validate the execution input and merge the deployed defaults'),
+      changeFreeze: fn('change-freeze', 'patch-pipeline: read the SSM Change Calendar at the start of a run'),
       discover: fn('discover', 'patch-pipeline: find the target instances by tag and split them into batches', Duration.minutes(5)),
       power: fn('power', 'patch-pipeline: start stopped targets, and stop them again at the end'),
       snapshot: fn('snapshot', 'patch-pipeline: snapshot every EBS volume of a batch before patching'),
@@ -146,11 +156,12 @@ export class PatchPipeline extends Construct {
       tracingEnabled: true,
       logs: { destination: logGroup, level: props.logLevel ?? sfn.LogLevel.ALL, includeExecutionData: true },
     });
+    this.patchWindows = new PatchWindows(this, 'PatchWindows', { stateMachine: this.stateMachine, windows: props.patchWindows ?? [] });
     this.acknowledgeNagFindings(functions);
   }
 
   private grantLeastPrivilege(f: PatchWorkflowFunctions, documentArns: string[]): void {
-    const { instances, volumes, snapshots } = EC2_ARNS;
+    const { instances, volumes, snapshots } = ARNS;
     const runs = this.bucket.arnForObjects('runs/*');
     const add = (fn: lambda.IFunction, ...statements: iam.PolicyStatement[]): void => {
       for (const s of statements) fn.addToRolePolicy(s);
@@ -164,7 +175,12 @@ export class PatchPipeline extends Construct {
     // Describe* calls support no resource-level permissions.
     const describeInstances = new iam.PolicyStatement({ actions: ['ec2:DescribeInstances', 'ssm:DescribeInstanceInformation'], resources: ['*'] });
 
-    add(f.discover, describeInstances, readWriteRuns);
+    add(
+      f.changeFreeze,
+      // The calendar may be named in the execution input, so any Change Calendar document of this account and region.
+      new iam.PolicyStatement({ actions: ['ssm:GetCalendarState'], resources: [ARNS.documents] }),
+    );
+    add(f.discover, describeInstances, new iam.PolicyStatement({ actions: ['ec2:DescribeVolumes'], resources: ['*'] }), readWriteRuns);
     add(
       f.power,
       describeInstances,
@@ -215,8 +231,9 @@ export class PatchPipeline extends Construct {
     ack(this.instancePolicy, `IAM5[Resource::${runs}/inventory/*]`, 'compare reads the pre and post inventories of its own run; run ids exist only at run time.');
     for (const fn of Object.values(f) as lambda.IFunction[]) {
       ack(fn, 'IAM5[Resource::*]', 'X-Ray PutTraceSegments, and the Describe/List APIs the function calls, support no resource-level permissions.');
-      if (fn !== f.normalizeInput) ack(fn, `IAM5[Resource::${runs}]`, 'Run objects live under runs/<runId>/; run ids exist only at run time.');
+      if (fn !== f.normalizeInput && fn !== f.changeFreeze) ack(fn, `IAM5[Resource::${runs}]`, 'Run objects live under runs/<runId>/; run ids exist only at run time.');
     }
+    ack(f.changeFreeze, 'IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:document/*]', 'The Change Calendar may be named in the execution input; read-only GetCalendarState.');
     const targetsReason = 'Target instances are selected by tag at run time; scoped to this account and region.';
     ack(f.power, `IAM5[Resource::${ec2.instances}]`, targetsReason);
     ack(f.runStage, `IAM5[Resource::${ec2.instances}]`, targetsReason);

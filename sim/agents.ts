@@ -166,34 +166,35 @@ export function runLinuxScript(run: LinuxRun, cmd: Command, doc: SsmDocument, ti
 
 /** Instance metadata (IMDSv2) for every simulated instance: http://127.0.0.1:<port>/<instanceId>/latest/... */
 export async function startImds(tagsOf: (instanceId: string) => Record<string, string> | undefined): Promise<{ base: string; stop(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
+  const server = http.createServer((req, res): void => {
     const m = /^\/([^/]+)(\/latest\/.*)$/.exec(req.url ?? '');
     const tags = m ? tagsOf(m[1]) : undefined;
     if (!m || !tags) {
       res.writeHead(404);
-      return res.end();
+      res.end();
+      return;
     }
     const p = m[2];
     if (p === '/latest/api/token' && req.method === 'PUT') {
       res.writeHead(200);
-      return res.end(`token-${m[1]}`);
+      res.end(`token-${m[1]}`); return;
     }
     if (req.headers['x-aws-ec2-metadata-token'] !== `token-${m[1]}`) {
       res.writeHead(401);
-      return res.end();
+      res.end(); return;
     }
     if (p === '/latest/meta-data/instance-id') {
       res.writeHead(200);
-      return res.end(m[1]);
+      res.end(m[1]); return;
     }
     if (p === '/latest/meta-data/tags/instance' || p === '/latest/meta-data/tags/instance/') {
       res.writeHead(200);
-      return res.end(Object.keys(tags).join('\n'));
+      res.end(Object.keys(tags).join('\n')); return;
     }
     const tag = /^\/latest\/meta-data\/tags\/instance\/(.+)$/.exec(p);
     if (tag && tags[decodeURIComponent(tag[1])] !== undefined) {
       res.writeHead(200);
-      return res.end(tags[decodeURIComponent(tag[1])]);
+      res.end(tags[decodeURIComponent(tag[1])]); return;
     }
     res.writeHead(404);
     res.end();

@@ -96,7 +96,7 @@ export async function ec2States(ec2: EC2Client, ids: string[]): Promise<Map<stri
   const out = new Map<string, string>();
   if (!ids.length) return out;
   const desc = await ec2.send(new DescribeInstancesCommand({ InstanceIds: ids }));
-  for (const r of desc.Reservations ?? []) for (const i of r.Instances ?? []) out.set(i.InstanceId!, i.InstanceState?.Name ?? 'unknown');
+  for (const r of desc.Reservations ?? []) for (const i of r.Instances ?? []) out.set(i.InstanceId!, i.State?.Name ?? 'unknown');
   return out;
 }
 

@@ -1,4 +1,4 @@
-import { CreateBucketCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, CreateBucketCommand as S3CreateBucket } from '@aws-sdk/client-s3';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,8 +10,6 @@ import { CountingProxy, MotoServer, startCountingProxy, startMoto } from './loca
 import { Scenario } from './scenario';
 import { SsmService } from './ssm-service';
 import { ensureTemplate, resolveTemplate, walkStates } from './template';
-
-void CreateBucketCommand;
 
 export interface SimOptions {
   /** Repository root (cdk.out, cdk.json). */
@@ -250,7 +248,9 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
         const fn = tpl.functions.get(fnId)!;
         for (const [k, v] of Object.entries(fn.environment)) process.env[k] = v;
         const h = load(fnId);
-        return h(input, { functionName: fnId, awsRequestId: `sim-${lambdaCounts[fnId]}`, getRemainingTimeInMillis: () => 900000 });
+        const out = await h(input, { functionName: fnId, awsRequestId: `sim-${lambdaCounts[fnId]}`, getRemainingTimeInMillis: () => 900000 });
+        if (process.env.PP_SIM_DEBUG) console.error(`[sim] ${stateName} <- ${JSON.stringify(input).slice(0, 300)}\n[sim] ${stateName} -> ${JSON.stringify(out).slice(0, 300)}`);
+        return out;
       };
     }
     const waits: Record<string, number> = {};
@@ -295,6 +295,8 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
     const events = (async () => {
       for await (const ev of execution.eventLogs) {
         history += historyWeight(ev.type);
+        // A Task adds TaskScheduled, TaskStarted and TaskSucceeded/Failed to its entered/exited pair.
+        if (ev.type === 'StateEntered' && (ev as { state: { type: string } }).state.type === 'Task') history += 3;
         if (ev.type === 'StateEntered') {
           transitions++;
           const st = (ev as { state: { name: string; type: string; input: unknown } }).state;

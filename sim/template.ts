@@ -172,6 +172,11 @@ export function resolveTemplate(templateFile: string, region: string, bucketName
   const byArn = new Map([...functions.values()].map((f) => [f.arn, f.logicalId]));
   const taskFunctions = new Map<string, string>();
   convertDistributedMaps(definition, notes);
+  // aws-local-stepfunctions 3.0.0 writes an explicit ResultPath "$" to a field named "$"; the
+  // default (no ResultPath) is the same thing in Step Functions, so the local copy drops it.
+  walkStates(definition, (_name, state) => {
+    if (state.ResultPath === '$') delete state.ResultPath;
+  });
   walkStates(definition, (name, state) => {
     if (state.Type !== 'Task') return;
     const resource = String(state.Resource ?? '');

@@ -21,7 +21,7 @@ export interface NormalizeEnv {
 }
 
 /** The deploy-time defaults: a RunConfig without the region (it comes from AWS_REGION). */
-export type PipelineDefaults = Omit<RunConfig, 'region'>;
+export type PipelineDefaults = Omit<RunConfig, 'region' | 'dryRun' | 'window'>;
 
 /** The execution input, after schema validation. */
 interface ExecutionInput {
@@ -37,6 +37,9 @@ interface ExecutionInput {
   snapshotRetentionDays?: number;
   applicationTagKey?: string;
   ownerTagKey?: string;
+  dryRun?: boolean;
+  changeCalendarName?: string;
+  window?: string;
 }
 
 /** A deployment bug (PIPELINE_DEFAULTS, AWS_REGION or BUCKET_NAME unusable): the task fails, it is not an input error. */
@@ -63,8 +66,11 @@ const FIX: Record<string, string> = {
   powerOnTimeoutSeconds: 'set "powerOnTimeoutSeconds" to an integer 60..7200',
   snapshotTimeoutSeconds: 'set "snapshotTimeoutSeconds" to an integer 60..172800',
   snapshotRetentionDays: 'set "snapshotRetentionDays" to an integer 1..3650',
-  applicationTagKey: 'set "applicationTagKey" to a tag key of 1-128 letters, digits, spaces or _ . : / = + @ -',
-  ownerTagKey: 'set "ownerTagKey" to a tag key of 1-128 letters, digits, spaces or _ . : / = + @ -',
+  applicationTagKey: 'set "applicationTagKey" to a tag key of 1-128 letters, digits or _ . : + = @ -',
+  ownerTagKey: 'set "ownerTagKey" to a tag key of 1-128 letters, digits or _ . : + = @ -',
+  dryRun: 'set "dryRun" to true (report only, change nothing) or false',
+  changeCalendarName: 'set "changeCalendarName" to an SSM Change Calendar name or ARN, or "" for none',
+  window: 'leave "window" to the patch-window schedules, or set 1-40 letters, digits, \'-\' or \'_\'',
 };
 
 /** Why a limit exists, where it is an AWS limit rather than a choice. */
@@ -113,6 +119,7 @@ const DEFAULTS_SCHEMA = {
     snapshotRetentionDays: { $ref: `${INPUT_SCHEMA.$id}#/$defs/snapshotRetentionDays` },
     applicationTagKey: { $ref: `${INPUT_SCHEMA.$id}#/$defs/tagKey` },
     ownerTagKey: { $ref: `${INPUT_SCHEMA.$id}#/$defs/tagKey` },
+    changeCalendarName: { $ref: `${INPUT_SCHEMA.$id}#/$defs/changeCalendarName` },
     // Tolerated so a construct may pass a whole RunConfig; AWS_REGION always wins.
     region: { type: 'string' },
   },
@@ -164,7 +171,7 @@ export function loadDefaults(env: NormalizeEnv): { defaults: PipelineDefaults; r
   const { region: _ignored, ...rest } = parsed as PipelineDefaults & { region?: string };
   void _ignored;
   return {
-    defaults: { ...rest, targetTags: rest.targetTags ?? {}, instanceIds: rest.instanceIds ?? [] },
+    defaults: { ...rest, targetTags: rest.targetTags ?? {}, instanceIds: rest.instanceIds ?? [], changeCalendarName: rest.changeCalendarName ?? '' },
     region: env.AWS_REGION,
     bucket: env.BUCKET_NAME,
   };
@@ -231,6 +238,9 @@ function merge(d: PipelineDefaults, input: ExecutionInput, region: string): RunC
     applicationTagKey: input.applicationTagKey ?? d.applicationTagKey,
     ownerTagKey: input.ownerTagKey ?? d.ownerTagKey,
     region,
+    changeCalendarName: input.changeCalendarName ?? d.changeCalendarName,
+    dryRun: input.dryRun ?? false,
+    window: input.window ?? '',
   };
 }
 

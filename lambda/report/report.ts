@@ -18,6 +18,9 @@ import {
   TargetInstance,
 } from '../shared/types';
 
+/** The workflow starts every run with `error: {}` (no error yet); a Catch fills in Error and Cause. */
+export const isError = (e: PipelineError | undefined | null): e is PipelineError => Boolean(e && e.Error);
+
 /** A pipeline error as the workflow's Catch records it. */
 export interface PipelineError {
   readonly Error?: string;
@@ -130,8 +133,8 @@ export async function report(event: ReportInput, deps: ReportDeps): Promise<Repo
   const now = (deps.now ?? (() => new Date()))();
   const { runId, bucket } = event;
   const errors: string[] = [];
-  if (event.error) errors.push(`pipeline error: ${describeError(event.error)}`);
-  if (event.restoreError) errors.push(`restore error: ${describeError(event.restoreError)}`);
+  if (isError(event.error)) errors.push(`pipeline error: ${describeError(event.error)}`);
+  if (isError(event.restoreError)) errors.push(`restore error: ${describeError(event.restoreError)}`);
   for (const r of event.batchResults ?? []) if (r.error) errors.push(`batch ${r.batchId}: ${describeError(r.error)}`);
 
   const run = await getJson<RunDocument>(deps.s3, bucket, runDocumentKey(runId));
@@ -204,7 +207,7 @@ async function instanceReports(
       finalState: restore?.instances[t.instanceId]?.finalState ?? '',
       installed: installed.get(compareKey(runId, t.instanceId)) ?? 0,
       failed: failedUpdates.get(failedKey(runId, t.instanceId)) ?? 0,
-      notReachedReason: notReachedReason(bid, batchErrors, event.error),
+      notReachedReason: notReachedReason(bid, batchErrors, isError(event.error) ? event.error : undefined),
     });
   });
 }

@@ -54,6 +54,12 @@ export interface RunConfig {
   readonly ownerTagKey: string;
   /** Region of the bucket, passed to the documents. */
   readonly region: string;
+  /** SSM Change Calendar checked at the start ('' = none). */
+  readonly changeCalendarName: string;
+  /** Discover and report readiness only; change nothing. */
+  readonly dryRun: boolean;
+  /** Patch window that started the run ('' when started by hand). */
+  readonly window: string;
 }
 
 /** Every task's input carries the run reference. */

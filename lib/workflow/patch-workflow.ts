@@ -9,6 +9,7 @@ import { Gate, THROTTLING_ERRORS } from './gate';
 /** The functions the workflow calls, one per step kind. */
 export interface PatchWorkflowFunctions {
   readonly normalizeInput: lambda.IFunction;
+  readonly changeFreeze: lambda.IFunction;
   readonly discover: lambda.IFunction;
   readonly power: lambda.IFunction;
   readonly snapshot: lambda.IFunction;
@@ -50,6 +51,7 @@ export class PatchWorkflow extends Construct {
       'batchResults.$': '$.batchResults',
       'error.$': '$.error',
       'restoreError.$': '$.restoreError',
+      'freeze.$': '$.freeze',
     }, '$.report');
     report.addCatch(
       new sfn.Fail(this, 'ReportFailed', { stateName: 'Report failed', errorPath: '$.reportError.Error', causePath: '$.reportError.Cause' }),
@@ -58,8 +60,13 @@ export class PatchWorkflow extends Construct {
     report.next(
       new sfn.Choice(this, 'AnyPipelineError', { stateName: 'Pipeline error?' })
         .when(
-          sfn.Condition.isNotNull('$.error'),
+          sfn.Condition.isPresent('$.error.Error'),
           new sfn.Fail(this, 'RunFailed', { stateName: 'Patch run failed', errorPath: '$.error.Error', causePath: '$.error.Cause' }),
+        )
+        // A freeze is not a pipeline error, but a scheduled run that patched nothing must stand out.
+        .when(
+          sfn.Condition.booleanEquals('$.freeze.frozen', true),
+          new sfn.Fail(this, 'ChangeFreeze', { stateName: 'Change freeze', error: 'ChangeFreeze', causePath: '$.freeze.message' }),
         )
         .otherwise(new sfn.Succeed(this, 'RunComplete', { stateName: 'Run complete' })),
     );
@@ -77,13 +84,15 @@ export class PatchWorkflow extends Construct {
       'input.$': '$$.Execution.Input',
       'executionName.$': '$$.Execution.Name',
       stages: stageIds,
-    }, '$');
+    });
     const invalid = new sfn.Fail(this, 'InvalidInput', { stateName: 'Invalid input', errorPath: '$.error', causePath: '$.cause' });
     // Every path reads these keys, so they exist from the start (JSONPath fails on a missing key).
     const start = new sfn.Pass(this, 'StartRun', {
       stateName: 'Start run',
-      parameters: { ...RUN_REF, batchResults: [], error: null, restoreError: null },
+      // {} rather than null: "no error yet" (a Catch fills in Error and Cause); null is not a value for every engine.
+      parameters: { ...RUN_REF, batchResults: [], error: {}, restoreError: {}, freeze: { frozen: false } },
     });
+    const checkFreeze = this.task('ChangeFreezeCheck', fns.changeFreeze, 'Check change calendar', RUN_REF, '$.freeze');
     const discover = this.task('Discover', fns.discover, 'Discover targets', { ...RUN_REF, stages: stageIds }, '$.discovery');
 
     // One batch: power on, snapshot, then every document stage, each a gate.
@@ -135,17 +144,32 @@ export class PatchWorkflow extends Construct {
     });
     batches.itemProcessor(batch);
 
+    checkFreeze.addCatch(restoreAndReport, { resultPath: '$.error' });
     discover.addCatch(restoreAndReport, { resultPath: '$.error' });
     batches.addCatch(restoreAndReport, { resultPath: '$.error' });
 
     this.definition = sfn.Chain.start(normalize).next(
       new sfn.Choice(this, 'InputValid', { stateName: 'Input valid?' })
         .when(sfn.Condition.booleanEquals('$.valid', false), invalid)
-        .otherwise(start.next(discover).next(batches).next(restoreAndReport)),
+        .otherwise(
+          start.next(checkFreeze).next(
+            new sfn.Choice(this, 'Frozen', { stateName: 'Change freeze?' })
+              .when(sfn.Condition.booleanEquals('$.freeze.frozen', true), report)
+              .otherwise(
+                discover.next(
+                  // A dry run reports what would be patched; nothing was started, so nothing to restore.
+                  new sfn.Choice(this, 'DryRun', { stateName: 'Dry run?' })
+                    .when(sfn.Condition.booleanEquals('$.config.dryRun', true), report)
+                    .otherwise(batches.next(restoreAndReport)),
+                ),
+              ),
+          ),
+        ),
     );
   }
 
-  private task(id: string, fn: lambda.IFunction, stateName: string, payload: Record<string, unknown>, resultPath: string): tasks.LambdaInvoke {
+  /** A run-level Lambda task; without resultPath its result replaces the state (ASL's default, left implicit). */
+  private task(id: string, fn: lambda.IFunction, stateName: string, payload: Record<string, unknown>, resultPath?: string): tasks.LambdaInvoke {
     const t = new tasks.LambdaInvoke(this, id, {
       stateName,
       lambdaFunction: fn,

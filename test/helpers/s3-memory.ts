@@ -7,16 +7,14 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { AwsClientStub } from 'aws-sdk-client-mock';
+import { AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 
 /**
  * An in-memory bucket behind a mocked S3Client: PutObject / GetObject / ListObjectsV2 (prefix,
  * MaxKeys, ContinuationToken) / DeleteObject. GetObject of a missing key rejects with NoSuchKey,
  * like S3. Keys are shared across buckets unless `perBucket` is set.
  *
- *   const s3 = mockClient(S3Client);
- *   const bucket = new S3Memory();
- *   beforeEach(() => { s3.reset(); bucket.clear(); bucket.attach(s3); });
+ * Test files get one through mockS3Memory() below.
  */
 export class S3Memory {
   private readonly objects = new Map<string, string>();
@@ -89,6 +87,26 @@ export class S3Memory {
   private id(key: string, bucket?: string): string {
     return this.perBucket ? `${bucket ?? ''}/${key}` : key;
   }
+}
+
+/**
+ * Mocks S3Client with an in-memory bucket that is emptied and wired behind the mock again before
+ * every test; the other client mocks given are reset then too. Call it at the top level of a test
+ * file: it registers a beforeEach, which runs before the file's own beforeEach hooks declared after it.
+ *
+ *   const ec2 = mockClient(EC2Client);
+ *   const { s3Mock, bucket } = mockS3Memory(ec2);
+ */
+export function mockS3Memory(...otherMocks: { reset(): unknown }[]): { s3Mock: AwsClientStub<S3Client>; bucket: S3Memory } {
+  const s3Mock = mockClient(S3Client);
+  const bucket = new S3Memory();
+  beforeEach(() => {
+    for (const mock of otherMocks) mock.reset();
+    s3Mock.reset();
+    bucket.clear();
+    bucket.attach(s3Mock);
+  });
+  return { s3Mock, bucket };
 }
 
 function textBody(text: string): unknown {

@@ -1,14 +1,12 @@
 import { BatchDocument, InstanceProgress, RunConfig, StageSpec } from '../../lambda/shared/types';
+import { testConfig } from './fixtures';
 
 /** Fixtures shared by the stage tests (run-stage, check-stage, report). */
 export const RUN_ID = 'run-2024-06-01';
 export const BUCKET = 'patch-bucket';
 export const BATCH_ID = 'b000';
 
-export const CONFIG: RunConfig = {
-  targetTags: { PatchGroup: ['web'] },
-  instanceIds: [],
-  batchSize: 50,
+export const CONFIG: RunConfig = testConfig({
   batchConcurrency: 2,
   maxConcurrency: '10',
   maxErrors: '2',
@@ -20,14 +18,10 @@ export const CONFIG: RunConfig = {
     compare: 600,
     'failed-check': 600,
   },
-  pollIntervalSeconds: 60,
   powerOnTimeoutSeconds: 600,
   snapshotTimeoutSeconds: 1800,
   snapshotRetentionDays: 7,
-  applicationTagKey: 'Application',
-  ownerTagKey: 'Owner',
-  region: 'eu-west-1',
-};
+});
 
 export const PRE_INVENTORY: StageSpec = {
   id: 'pre-inventory',

@@ -2,7 +2,8 @@ import { DOCUMENT_NAMES, documentScript, interpolateParameters, loadDocumentCont
 import { STAGES } from '../../lib/stages';
 import { COMMON_DOCUMENT_PARAMETERS, documentParameters } from '../../lambda/shared/document-parameters';
 import { areaPrefix, markerPrefix } from '../../lambda/shared/keys';
-import { RunConfig, StageSpec } from '../../lambda/shared/types';
+import { StageSpec } from '../../lambda/shared/types';
+import { testConfig } from '../helpers/fixtures';
 
 interface ParameterSpec {
   type: string;
@@ -26,22 +27,14 @@ interface Content {
 const content = (name: string): Content => loadDocumentContent(name) as unknown as Content;
 const RUN_ID = 'run-2026-11-28T21-00';
 
-const config: RunConfig = {
+const config = testConfig({
   targetTags: { PatchGroup: ['prod'] },
-  instanceIds: [],
-  batchSize: 50,
   batchConcurrency: 2,
   maxConcurrency: '10',
   maxErrors: '0',
   stageTimeouts: { patch: 7200 },
-  pollIntervalSeconds: 60,
-  powerOnTimeoutSeconds: 900,
-  snapshotTimeoutSeconds: 3600,
   snapshotRetentionDays: 7,
-  applicationTagKey: 'Application',
-  ownerTagKey: 'Owner',
-  region: 'eu-west-1',
-};
+});
 
 /** Realistic values per parameter: what documentParameters sends for every stage, and more. */
 const REALISTIC: Record<string, string[]> = {

@@ -12,7 +12,8 @@ import { documentScript, interpolateParameters } from '../../lib/documents';
 import { STAGES } from '../../lib/stages';
 import { COMMON_DOCUMENT_PARAMETERS, documentParameters } from '../../lambda/shared/document-parameters';
 import { compareKey, failedKey, inventoryKey, markerKey } from '../../lambda/shared/keys';
-import { RunConfig, StageSpec } from '../../lambda/shared/types';
+import { StageSpec } from '../../lambda/shared/types';
+import { testConfig } from '../helpers/fixtures';
 
 const RUN_ID = 'run-2026-11-28T21-00';
 const BUCKET = 'pp-test-bucket';
@@ -23,11 +24,10 @@ const CORE_UTILS = [
 ];
 const PACKAGE_MANAGERS = ['dnf', 'yum', 'apt-get', 'apt', 'apt-cache', 'dpkg', 'dpkg-query', 'rpm', 'zypper', 'snap', 'needs-restarting'];
 
-const config: RunConfig = {
-  targetTags: {}, instanceIds: [], batchSize: 50, batchConcurrency: 1, maxConcurrency: '10', maxErrors: '0',
-  stageTimeouts: {}, pollIntervalSeconds: 30, powerOnTimeoutSeconds: 600, snapshotTimeoutSeconds: 600,
-  snapshotRetentionDays: 7, applicationTagKey: 'Application', ownerTagKey: 'Owner', region: 'eu-west-1',
-};
+const config = testConfig({
+  targetTags: {}, batchConcurrency: 1, maxConcurrency: '10', maxErrors: '0', pollIntervalSeconds: 30,
+  powerOnTimeoutSeconds: 600, snapshotTimeoutSeconds: 600, snapshotRetentionDays: 7,
+});
 
 const SHIMS: Record<string, string> = {
   // s3 cp: uploads land in $FAKE_S3/<bucket>/<key>, downloads come from there; every call is logged.

@@ -5,12 +5,11 @@ import { checkStage } from '../../../lambda/check-stage/check-stage';
 import { openGate } from '../../../lambda/shared/gate';
 import { batchKey, markerKey, markerPrefix } from '../../../lambda/shared/keys';
 import { BatchDocument, GateState, InstanceProgress, Marker, StageTaskInput } from '../../../lambda/shared/types';
-import { S3Memory } from '../../helpers/s3-memory';
+import { mockS3Memory } from '../../helpers/s3-memory';
 import { activeProgress, BATCH_ID, batchOf, BUCKET, CONFIG, PATCH, RUN_ID } from '../../helpers/stage-fixtures';
 
 const ssmMock = mockClient(SSMClient);
-const s3Mock = mockClient(S3Client);
-const s3 = new S3Memory();
+const { s3Mock, bucket: s3 } = mockS3Memory(ssmMock);
 const STARTED = new Date('2024-06-01T10:00:00.000Z');
 const CHECKED = new Date('2024-06-01T10:05:00.000Z');
 const AFTER_DEADLINE = new Date('2024-06-01T12:00:00.000Z'); // patch timeout is 7200 s
@@ -47,10 +46,6 @@ function givenInvocations(...invocations: { InstanceId: string; Status: string; 
 }
 
 beforeEach(() => {
-  ssmMock.reset();
-  s3Mock.reset();
-  s3.clear();
-  s3.attach(s3Mock);
   ssmMock.on(CancelCommandCommand).resolves({});
 });
 

@@ -4,30 +4,15 @@ import { DescribeInstanceInformationCommand, InstanceInformation, SSMClient } fr
 import { mockClient } from 'aws-sdk-client-mock';
 import { discover, DiscoverEvent } from '../../../lambda/discover/discover';
 import { BatchDocument, RunConfig, RunDocument } from '../../../lambda/shared/types';
-import { S3Memory } from '../../helpers/s3-memory';
+import { testConfig } from '../../helpers/fixtures';
+import { mockS3Memory } from '../../helpers/s3-memory';
 
 const ec2 = mockClient(EC2Client);
 const ssm = mockClient(SSMClient);
-const s3 = mockClient(S3Client);
-const bucket = new S3Memory();
+const { bucket } = mockS3Memory(ec2, ssm);
 const NOW = new Date('2024-06-01T10:00:00Z');
 
-const CONFIG: RunConfig = {
-  targetTags: { PatchGroup: ['web', 'api'], Env: ['prod'] },
-  instanceIds: [],
-  batchSize: 50,
-  batchConcurrency: 5,
-  maxConcurrency: '10%',
-  maxErrors: '10%',
-  stageTimeouts: {},
-  pollIntervalSeconds: 60,
-  powerOnTimeoutSeconds: 900,
-  snapshotTimeoutSeconds: 3600,
-  snapshotRetentionDays: 14,
-  applicationTagKey: 'Application',
-  ownerTagKey: 'Owner',
-  region: 'eu-west-1',
-};
+const CONFIG = testConfig({ targetTags: { PatchGroup: ['web', 'api'], Env: ['prod'] } });
 const STAGES = ['agent-update', 'pre-inventory', 'patch', 'post-inventory', 'compare', 'failed-check'];
 
 const event = (config: Partial<RunConfig> = {}): DiscoverEvent => ({ runId: 'run-1', bucket: 'b', config: { ...CONFIG, ...config }, stages: STAGES });
@@ -65,14 +50,6 @@ function ssmAnswers(table: InstanceInformation[]): void {
     return { InstanceInformationList: table.filter((i) => ids.includes(i.InstanceId!)) };
   });
 }
-
-beforeEach(() => {
-  ec2.reset();
-  ssm.reset();
-  s3.reset();
-  bucket.clear();
-  bucket.attach(s3);
-});
 
 describe('discover', () => {
   test('filters by tag (one filter per key, several values) and records platform, tags, volumes and SSM state', async () => {

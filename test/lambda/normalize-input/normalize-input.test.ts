@@ -1,24 +1,12 @@
-import { normalizeInput, NormalizeEnv, PipelineDefaults } from '../../../lambda/normalize-input/normalize-input';
+import { normalizeInput, NormalizeEnv } from '../../../lambda/normalize-input/normalize-input';
 import { handler } from '../../../lambda/normalize-input/handler';
 import { NormalizeOutput, RunConfig } from '../../../lambda/shared/types';
+import { testConfig } from '../../helpers/fixtures';
 
 const STAGES = ['agent-update', 'pre-inventory', 'patch', 'post-inventory', 'compare', 'failed-check'];
 
-const DEFAULTS: PipelineDefaults = {
-  targetTags: { PatchGroup: ['web'] },
-  instanceIds: [],
-  batchSize: 50,
-  batchConcurrency: 5,
-  maxConcurrency: '10%',
-  maxErrors: '10%',
-  stageTimeouts: { 'agent-update': 900, patch: 7200 },
-  pollIntervalSeconds: 60,
-  powerOnTimeoutSeconds: 900,
-  snapshotTimeoutSeconds: 3600,
-  snapshotRetentionDays: 14,
-  applicationTagKey: 'Application',
-  ownerTagKey: 'Owner',
-};
+/** The deployed defaults: a RunConfig without the fields each run sets (region, dryRun, window). */
+const { region: _region, dryRun: _dryRun, window: _window, ...DEFAULTS }: RunConfig = testConfig({ stageTimeouts: { 'agent-update': 900, patch: 7200 } });
 
 const ENV: NormalizeEnv = { PIPELINE_DEFAULTS: JSON.stringify(DEFAULTS), AWS_REGION: 'eu-west-1', BUCKET_NAME: 'patch-bucket' };
 
@@ -46,36 +34,32 @@ describe('normalize-input', () => {
   });
 
   test('merges given fields over the defaults', () => {
-    const c = config(
-      run({
-        targets: { tags: { Env: ['dev', 'test'], Team: 'ops' }, instanceIds: ['i-0123456789abcdef0'] },
-        batchSize: 10,
-        batchConcurrency: 2,
-        maxConcurrency: 5,
-        maxErrors: '0',
-        stageTimeouts: { patch: 3600, compare: 300 },
-        pollIntervalSeconds: 30,
-        powerOnTimeoutSeconds: 600,
-        snapshotTimeoutSeconds: 7200,
-        snapshotRetentionDays: 30,
-        applicationTagKey: 'App',
-        ownerTagKey: 'team:owner',
-      }),
-    );
-    expect(c).toEqual({
-      targetTags: { Env: ['dev', 'test'], Team: ['ops'] },
-      instanceIds: ['i-0123456789abcdef0'],
+    // Fields that come out as they went in; the others are normalized.
+    const kept = {
       batchSize: 10,
       batchConcurrency: 2,
-      maxConcurrency: '5',
       maxErrors: '0',
-      stageTimeouts: { 'agent-update': 900, patch: 3600, compare: 300 },
       pollIntervalSeconds: 30,
       powerOnTimeoutSeconds: 600,
       snapshotTimeoutSeconds: 7200,
       snapshotRetentionDays: 30,
       applicationTagKey: 'App',
       ownerTagKey: 'team:owner',
+    };
+    const c = config(
+      run({
+        ...kept,
+        targets: { tags: { Env: ['dev', 'test'], Team: 'ops' }, instanceIds: ['i-0123456789abcdef0'] },
+        maxConcurrency: 5,
+        stageTimeouts: { patch: 3600, compare: 300 },
+      }),
+    );
+    expect(c).toEqual({
+      ...kept,
+      targetTags: { Env: ['dev', 'test'], Team: ['ops'] },
+      instanceIds: ['i-0123456789abcdef0'],
+      maxConcurrency: '5',
+      stageTimeouts: { 'agent-update': 900, patch: 3600, compare: 300 },
       region: 'eu-west-1',
     });
   });

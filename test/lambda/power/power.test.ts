@@ -3,30 +3,15 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { DescribeInstanceInformationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { power, PowerEvent } from '../../../lambda/power/power';
-import { BatchDocument, GateState, RestoreDocument, RunConfig, RunDocument, TargetInstance } from '../../../lambda/shared/types';
-import { S3Memory } from '../../helpers/s3-memory';
+import { BatchDocument, GateState, RestoreDocument, RunDocument, TargetInstance } from '../../../lambda/shared/types';
+import { testConfig } from '../../helpers/fixtures';
+import { mockS3Memory } from '../../helpers/s3-memory';
 
 const ec2 = mockClient(EC2Client);
 const ssm = mockClient(SSMClient);
-const s3 = mockClient(S3Client);
-const bucket = new S3Memory();
+const { bucket } = mockS3Memory(ec2, ssm);
 
-const CONFIG: RunConfig = {
-  targetTags: { PatchGroup: ['web'] },
-  instanceIds: [],
-  batchSize: 50,
-  batchConcurrency: 5,
-  maxConcurrency: '10%',
-  maxErrors: '10%',
-  stageTimeouts: {},
-  pollIntervalSeconds: 30,
-  powerOnTimeoutSeconds: 600,
-  snapshotTimeoutSeconds: 3600,
-  snapshotRetentionDays: 14,
-  applicationTagKey: 'Application',
-  ownerTagKey: 'Owner',
-  region: 'eu-west-1',
-};
+const CONFIG = testConfig({ pollIntervalSeconds: 30, powerOnTimeoutSeconds: 600 });
 const T0 = new Date('2024-06-01T10:00:00Z');
 const at = (seconds: number) => () => new Date(T0.getTime() + seconds * 1000);
 const deps = (seconds = 0) => ({ ec2: new EC2Client({}), ssm: new SSMClient({}), s3: new S3Client({}), now: at(seconds) });
@@ -71,11 +56,6 @@ const runEvent = (action: 'restore' | 'check-restored', gate?: GateState): Power
 const idsOf = (input: { Filters?: { Name?: string; Values?: string[] }[] }) => input.Filters?.find((f) => f.Name === 'instance-id')?.Values ?? [];
 
 beforeEach(() => {
-  ec2.reset();
-  ssm.reset();
-  s3.reset();
-  bucket.clear();
-  bucket.attach(s3);
   fleet = {
     [RUNNING]: { state: 'running', ping: 'Online' },
     [STOPPED]: { state: 'stopped', ping: 'ConnectionLost' },

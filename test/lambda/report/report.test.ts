@@ -1,15 +1,13 @@
 import { S3Client } from '@aws-sdk/client-s3';
-import { mockClient } from 'aws-sdk-client-mock';
 import { parse } from 'csv-parse/sync';
 import { STAGES } from '../../../lib/stages';
 import { report, reportColumns, RunReport } from '../../../lambda/report/report';
 import { batchKey, compareKey, failedKey, reportCsvKey, reportJsonKey, restoreKey, runDocumentKey } from '../../../lambda/shared/keys';
 import { BatchDocument, InstanceProgress, RestoreDocument, RunDocument, StageOutcome, StageSpec, TargetInstance } from '../../../lambda/shared/types';
-import { S3Memory } from '../../helpers/s3-memory';
+import { mockS3Memory } from '../../helpers/s3-memory';
 import { activeProgress, BUCKET, CONFIG, RUN_ID } from '../../helpers/stage-fixtures';
 
-const s3Mock = mockClient(S3Client);
-const s3 = new S3Memory();
+const { bucket: s3 } = mockS3Memory();
 const NOW = new Date('2024-06-01T14:00:00.000Z');
 const deps = () => ({ s3: new S3Client({}), now: () => NOW });
 
@@ -52,12 +50,6 @@ function givenBatch(batchId: string, instances: Record<string, InstanceProgress>
 const csvRows = (): Record<string, string>[] => parse(s3.get(reportCsvKey(RUN_ID))!, { columns: true }) as Record<string, string>[];
 const csvHeader = (): string => s3.get(reportCsvKey(RUN_ID))!.split('\n')[0];
 const reportJson = (): RunReport => s3.json<RunReport>(reportJsonKey(RUN_ID));
-
-beforeEach(() => {
-  s3Mock.reset();
-  s3.clear();
-  s3.attach(s3Mock);
-});
 
 describe('report', () => {
   test('writes an empty report for a run that matched no instance', async () => {

@@ -4,23 +4,18 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { batchKey } from '../../../lambda/shared/keys';
 import { BatchDocument, StageTaskInput } from '../../../lambda/shared/types';
 import { commandComment, runStage } from '../../../lambda/run-stage/run-stage';
-import { S3Memory } from '../../helpers/s3-memory';
+import { mockS3Memory } from '../../helpers/s3-memory';
 import { activeProgress, BATCH_ID, batchOf, BUCKET, CONFIG, PATCH, PRE_INVENTORY, RUN_ID } from '../../helpers/stage-fixtures';
 
 const ssmMock = mockClient(SSMClient);
-const s3Mock = mockClient(S3Client);
+const { bucket: s3 } = mockS3Memory(ssmMock);
 const NOW = new Date('2024-06-01T10:00:00.000Z');
 const deps = () => ({ ssm: new SSMClient({}), s3: new S3Client({}), now: () => NOW });
-const s3 = new S3Memory();
 
 const event = (stage = PRE_INVENTORY): StageTaskInput => ({ runId: RUN_ID, bucket: BUCKET, config: CONFIG, batchId: BATCH_ID, stage });
 const storedBatch = () => s3.json<BatchDocument>(batchKey(RUN_ID, BATCH_ID));
 
 beforeEach(() => {
-  ssmMock.reset();
-  s3Mock.reset();
-  s3.clear();
-  s3.attach(s3Mock);
   ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
 });
 

@@ -3,29 +3,14 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { activeInstances } from '../../../lambda/shared/run-data';
 import { snapshot, SnapshotEvent } from '../../../lambda/snapshot/snapshot';
-import { BatchDocument, GateState, RunConfig } from '../../../lambda/shared/types';
-import { S3Memory } from '../../helpers/s3-memory';
+import { BatchDocument, GateState, InstanceProgress } from '../../../lambda/shared/types';
+import { testConfig } from '../../helpers/fixtures';
+import { mockS3Memory } from '../../helpers/s3-memory';
 
 const ec2 = mockClient(EC2Client);
-const s3 = mockClient(S3Client);
-const bucket = new S3Memory();
+const { bucket } = mockS3Memory(ec2);
 
-const CONFIG: RunConfig = {
-  targetTags: { PatchGroup: ['web'] },
-  instanceIds: [],
-  batchSize: 50,
-  batchConcurrency: 5,
-  maxConcurrency: '10%',
-  maxErrors: '10%',
-  stageTimeouts: {},
-  pollIntervalSeconds: 60,
-  powerOnTimeoutSeconds: 600,
-  snapshotTimeoutSeconds: 1800,
-  snapshotRetentionDays: 14,
-  applicationTagKey: 'Application',
-  ownerTagKey: 'Owner',
-  region: 'eu-west-1',
-};
+const CONFIG = testConfig({ powerOnTimeoutSeconds: 600, snapshotTimeoutSeconds: 1800 });
 const T0 = new Date('2024-06-01T10:00:00Z');
 const deps = (seconds = 0) => ({ ec2: new EC2Client({}), s3: new S3Client({}), now: () => new Date(T0.getTime() + seconds * 1000) });
 const event = (action: 'create' | 'check', gate?: GateState): SnapshotEvent => ({ action, runId: 'run-1', bucket: 'b', config: CONFIG, batchId: 'b000', ...(gate ? { gate } : {}) });
@@ -51,15 +36,16 @@ function seedBatch(ids: string[], failed: Record<string, string> = {}): void {
   bucket.put('runs/run-1/batches/b000.json', batch);
 }
 const batchDoc = () => bucket.json<BatchDocument>('runs/run-1/batches/b000.json');
+/** The instance left the pipeline at the snapshot stage (as `details` say) and only `stillActive` go on. */
+function expectSnapshotFailure(instanceId: string, details: Partial<InstanceProgress>, stillActive: string[]): void {
+  expect(batchDoc().instances[instanceId]).toMatchObject({ status: 'failed', failedAt: 'snapshot', ...details });
+  expect(activeInstances(batchDoc())).toEqual(stillActive);
+}
 const setState = (instanceId: string, State: Snapshot['State'], extra: Partial<Snapshot> = {}) => {
   for (const s of Object.values(snapshots)) if (s.VolumeId && volumes[instanceId].includes(s.VolumeId)) Object.assign(s, { State, ...extra });
 };
 
 beforeEach(() => {
-  ec2.reset();
-  s3.reset();
-  bucket.clear();
-  bucket.attach(s3);
   snapshots = {};
   ec2.on(CreateSnapshotsCommand).callsFake((input: { InstanceSpecification: { InstanceId: string } }) => {
     const made = volumes[input.InstanceSpecification.InstanceId].map((VolumeId) => {
@@ -133,12 +119,7 @@ describe('snapshot', () => {
     const gate = await snapshot(event('create'), deps());
 
     expect(gate).toMatchObject({ pending: 1, failed: 1 });
-    expect(batchDoc().instances[B]).toMatchObject({
-      status: 'failed',
-      failedAt: 'snapshot',
-      reason: 'CreateSnapshots failed: SnapshotLimitExceeded: You have reached the limit on the number of snapshots',
-    });
-    expect(activeInstances(batchDoc())).toEqual([A]);
+    expectSnapshotFailure(B, { reason: 'CreateSnapshots failed: SnapshotLimitExceeded: You have reached the limit on the number of snapshots' }, [A]);
   });
 
   test('a snapshot in state error fails its instance with the StateMessage; it never reaches later stages', async () => {
@@ -151,13 +132,7 @@ describe('snapshot', () => {
     const gate = await snapshot(event('check', opened), deps(60));
 
     expect(gate).toMatchObject({ complete: true, done: 1, failed: 1, pending: 0 });
-    expect(batchDoc().instances[B]).toMatchObject({
-      status: 'failed',
-      failedAt: 'snapshot',
-      snapshotState: 'error',
-      reason: 'snapshot snap-vol-b1 failed: Internal error creating the snapshot',
-    });
-    expect(activeInstances(batchDoc())).toEqual([A]);
+    expectSnapshotFailure(B, { snapshotState: 'error', reason: 'snapshot snap-vol-b1 failed: Internal error creating the snapshot' }, [A]);
   });
 
   test('at the deadline the pending instances fail: snapshot not completed within N s', async () => {
@@ -171,9 +146,8 @@ describe('snapshot', () => {
 
     const after = await snapshot(event('check', before), deps(1800));
     expect(after).toMatchObject({ complete: true, done: 1, failed: 1, pending: 0 });
-    expect(batchDoc().instances[B]).toMatchObject({ status: 'failed', failedAt: 'snapshot' });
+    expectSnapshotFailure(B, {}, [A]);
     expect(batchDoc().instances[B].reason).toMatch(/^snapshot not completed within 1800 s \(snap-vol-b1 pending 0%\)$/);
-    expect(activeInstances(batchDoc())).toEqual([A]);
   });
 
   test('skips instances that already left the pipeline, and does not snapshot twice on a retry', async () => {

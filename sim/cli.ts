@@ -1,0 +1,112 @@
+import { Command } from 'commander';
+import fs from 'node:fs';
+import path from 'node:path';
+import { MotoMissingError } from './local-aws';
+import { Fault, loadScenario, Scenario } from './scenario';
+import { simulate } from './simulate';
+
+/** `npm run simulate -- [flags]`: the synthesized workflow against a simulated fleet. */
+const program = new Command()
+  .name('simulate')
+  .description('Run the synthesized patch-pipeline state machine with the bundled Lambdas against a simulated fleet (moto + local SSM).')
+  .option('--scenario <file>', 'fleet scenario JSON (see sim/README-section.md)')
+  .option('--instances <n>', 'fleet size', (v) => Number(v))
+  .option('--stopped <share>', 'share of instances stopped at the start (0..1)', (v) => Number(v))
+  .option('--windows <share>', 'share of Windows instances (0..1)', (v) => Number(v))
+  .option('--apps <list>', 'comma-separated Application tag values', (v) => v.split(',').filter(Boolean))
+  .option('--tag <key=value...>', 'extra tag on every instance (repeatable)')
+  .option('--duration <stage=seconds...>', 'simulated seconds a stage takes per instance (repeatable; * for the rest)')
+  .option('--fault <spec...>', 'fault: stage-fails:<inst>:<stage> | marker-missing:<inst>:<stage> | agent-offline:<inst> | snapshot-fails:<inst> | terminated:<inst>:<stage> | throttle:<Operation>:<count>')
+  .option('--seed <n>', 'seed of the fleet, durations and package lists', (v) => Number(v))
+  .option('--input <json|file>', 'execution input (default {} = the deployed defaults)')
+  .option('--out <dir>', 'output folder (default ./sim-out/<runId>/)')
+  .option('--template <path>', 'synthesized template (default: cdk.out, synthesized when stale)')
+  .option('--run-id <id>', 'execution name (run id)');
+
+function parseFault(spec: string): Fault {
+  const [type, a, b] = spec.split(':');
+  const inst = (x: string): number | string => (/^\d+$/.test(x) ? Number(x) : x);
+  switch (type) {
+    case 'stage-fails':
+    case 'marker-missing':
+    case 'terminated':
+      if (!a || !b) throw new Error(`--fault ${spec}: expected ${type}:<instance>:<stage>`);
+      return { type, instance: inst(a), stage: b };
+    case 'agent-offline':
+    case 'snapshot-fails':
+      if (!a) throw new Error(`--fault ${spec}: expected ${type}:<instance>`);
+      return { type, instance: inst(a) };
+    case 'throttle':
+      return { type, operation: a || 'SendCommand', count: Number(b || 3) };
+    default:
+      throw new Error(`--fault ${spec}: unknown fault type ${type}`);
+  }
+}
+
+const pairs = (list: string[] | undefined, what: string): Record<string, string> =>
+  Object.fromEntries(
+    (list ?? []).map((p) => {
+      const i = p.indexOf('=');
+      if (i < 1) throw new Error(`${what} ${p}: expected key=value`);
+      return [p.slice(0, i), p.slice(i + 1)];
+    }),
+  );
+
+async function main(): Promise<number> {
+  const o = program.parse().opts<Record<string, unknown>>();
+  const file: Scenario = o.scenario ? loadScenario(String(o.scenario)) : {};
+  const scenario: Scenario = {
+    ...file,
+    ...(o.instances !== undefined ? { instances: o.instances as number } : {}),
+    ...(o.stopped !== undefined ? { stopped: o.stopped as number } : {}),
+    ...(o.windows !== undefined ? { windows: o.windows as number } : {}),
+    ...(o.apps ? { apps: o.apps as string[] } : {}),
+    ...(o.seed !== undefined ? { seed: o.seed as number } : {}),
+    ...(o.tag ? { tags: { ...(file.tags ?? {}), ...pairs(o.tag as string[], '--tag') } } : {}),
+    ...(o.duration ? { durations: { ...(file.durations ?? {}), ...Object.fromEntries(Object.entries(pairs(o.duration as string[], '--duration')).map(([k, v]) => [k, Number(v)])) } } : {}),
+    ...(o.fault ? { faults: [...(file.faults ?? []), ...(o.fault as string[]).map(parseFault)] } : {}),
+  };
+  let input: Record<string, unknown> = {};
+  if (o.input) {
+    const raw = String(o.input);
+    input = JSON.parse(fs.existsSync(raw) ? fs.readFileSync(raw, 'utf-8') : raw) as Record<string, unknown>;
+  }
+  const tty = process.stdout.isTTY;
+  const result = await simulate({
+    scenario,
+    input,
+    outDir: o.out as string | undefined,
+    template: o.template as string | undefined,
+    runId: o.runId as string | undefined,
+    log: (l) => console.log(l),
+    onProgress: (l) => console.log(tty ? `\x1b[2m${l}\x1b[0m` : l),
+  });
+  console.log('');
+  const rows = result.instances.map((i) => [i.name, i.instanceId, i.platform, `${i.initialState}->${i.finalState}`, i.status, i.failedAt ?? '', (i.reason ?? '').slice(0, 70)]);
+  printTable(['instance', 'id', 'platform', 'power', 'status', 'failed at', 'reason'], rows);
+  const m = result.metrics;
+  console.log('');
+  console.log(`execution: ${result.status}${result.error ? ` (${result.error.Error}: ${result.error.Cause})` : ''}`);
+  console.log(`state transitions ${m.stateTransitions}, history events ~${m.historyEvents}, simulated ${m.simulatedSeconds} s, wall ${m.wallSeconds} s`);
+  console.log(`lambda invocations: ${Object.entries(m.lambdaInvocations).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  console.log(`aws api calls: ${Object.entries(m.awsApiCalls).map(([k, v]) => `${k}=${v}`).join(' ')}${m.ssmThrottled ? ` (throttled ${m.ssmThrottled})` : ''}`);
+  for (const n of result.notes) console.log(`note: ${n}`);
+  console.log(`report: ${path.join(result.outDir, 'report.json')}`);
+  return result.status === 'SUCCEEDED' ? 0 : 1;
+}
+
+function printTable(head: string[], rows: string[][]): void {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join('  ');
+  console.log(line(head));
+  console.log(w.map((n) => '-'.repeat(n)).join('  '));
+  for (const r of rows) console.log(line(r));
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err instanceof MotoMissingError ? err.message : `simulate: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    process.exit(2);
+  },
+);
