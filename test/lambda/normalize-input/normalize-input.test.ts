@@ -10,6 +10,9 @@ const { region: _region, dryRun: _dryRun, window: _window, ...DEFAULTS }: RunCon
 
 const ENV: NormalizeEnv = { PIPELINE_DEFAULTS: JSON.stringify(DEFAULTS), AWS_REGION: 'eu-west-1', BUCKET_NAME: 'patch-bucket' };
 
+/** What a run started by hand gets for the per-run fields. */
+const PER_RUN = { region: 'eu-west-1', dryRun: false, window: '' };
+
 const run = (input: unknown, executionName = 'run-2024-06-01', env = ENV): NormalizeOutput =>
   normalizeInput({ input, executionName, stages: STAGES }, env);
 
@@ -26,11 +29,11 @@ function cause(out: NormalizeOutput): string {
 
 describe('normalize-input', () => {
   test('{} gives the deployed defaults, the region from AWS_REGION and the bucket from BUCKET_NAME', () => {
-    expect(run({})).toEqual({ valid: true, runId: 'run-2024-06-01', bucket: 'patch-bucket', config: { ...DEFAULTS, region: 'eu-west-1' } });
+    expect(run({})).toEqual({ valid: true, runId: 'run-2024-06-01', bucket: 'patch-bucket', config: { ...DEFAULTS, ...PER_RUN } });
   });
 
   test.each([null, undefined])('a missing input (%p) gives the defaults', (input) => {
-    expect(config(run(input))).toEqual({ ...DEFAULTS, region: 'eu-west-1' });
+    expect(config(run(input))).toEqual({ ...DEFAULTS, ...PER_RUN });
   });
 
   test('merges given fields over the defaults', () => {
@@ -60,7 +63,8 @@ describe('normalize-input', () => {
       instanceIds: ['i-0123456789abcdef0'],
       maxConcurrency: '5',
       stageTimeouts: { 'agent-update': 900, patch: 3600, compare: 300 },
-      region: 'eu-west-1',
+      changeCalendarName: '',
+      ...PER_RUN,
     });
   });
 
@@ -73,6 +77,15 @@ describe('normalize-input', () => {
     expect(byIdOnly.targetTags).toEqual({});
   });
 
+  test('takes a dry run, a change calendar and the patch window that started the run', () => {
+    expect(config(run({ dryRun: true, changeCalendarName: 'year-end-freeze', window: 'dev-tuesday' }))).toMatchObject({
+      dryRun: true,
+      changeCalendarName: 'year-end-freeze',
+      window: 'dev-tuesday',
+    });
+    expect(config(run({ changeCalendarName: 'arn:aws:ssm:eu-west-1:123456789012:document/freeze' })).changeCalendarName).toMatch(/^arn:/);
+  });
+
   test('accepts percentages and numeric strings for maxConcurrency and maxErrors', () => {
     expect(config(run({ maxConcurrency: '100%', maxErrors: '0%' }))).toMatchObject({ maxConcurrency: '100%', maxErrors: '0%' });
     expect(config(run({ maxConcurrency: '25', maxErrors: 3 }))).toMatchObject({ maxConcurrency: '25', maxErrors: '3' });
@@ -80,7 +93,9 @@ describe('normalize-input', () => {
 
   describe('bad input names the field and the fix, and never throws', () => {
     test.each<[string, unknown, RegExp]>([
-      ['an unknown field', { foo: 1 }, /input\.foo is an unknown field; allowed fields are targets, batchSize, .*ownerTagKey: remove it/],
+      ['an unknown field', { foo: 1 }, /input\.foo is an unknown field; allowed fields are targets, batchSize, .*ownerTagKey, dryRun, changeCalendarName, window: remove it/],
+      ['dryRun as a string', { dryRun: 'yes' }, /input\.dryRun must be a boolean, got string "yes": set "dryRun" to true/],
+      ['a change calendar name with shell syntax', { changeCalendarName: 'x; rm -rf /' }, /input\.changeCalendarName must match .*: set "changeCalendarName" to an SSM Change Calendar name or ARN/],
       ['an unknown nested field', { targets: { tag: { a: 'b' } } }, /input\.targets\.tag is an unknown field; allowed fields are tags, instanceIds/],
       ['a wrong type', { batchSize: '10' }, /input\.batchSize must be an integer, got string "10": set "batchSize" to an integer 1\.\.50/],
       ['a batch size over the SendCommand limit', { batchSize: 51 }, /input\.batchSize must be <= 50 \(SendCommand accepts at most 50 instance ids\), got number 51: set "batchSize" to an integer 1\.\.50/],

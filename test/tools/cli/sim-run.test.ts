@@ -28,6 +28,7 @@ let s3: S3Client;
 let runId: string;
 let reportDoc: RunReport;
 let reportWrittenByTest = false;
+let outDir: string;
 const savedEnv = { ...process.env };
 
 function filesUnder(dir: string): string[] {
@@ -35,7 +36,7 @@ function filesUnder(dir: string): string[] {
 }
 
 beforeAll(async () => {
-  const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pp-cli-sim-'));
+  outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pp-cli-sim-'));
   runId = `cli-sim-${Date.now()}`;
   sim = await simulate({
     runId,
@@ -62,6 +63,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await moto?.stop();
+  if (outDir) fs.rmSync(outDir, { recursive: true, force: true });
   process.env = savedEnv;
 });
 
