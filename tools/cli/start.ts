@@ -1,6 +1,5 @@
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import fs from 'node:fs';
-import INPUT_SCHEMA from '../../lambda/normalize-input/input-schema.json';
 import { normalizeInput, PipelineDefaults } from '../../lambda/normalize-input/normalize-input';
 import { STAGES } from '../../lib/stages';
 import { CliError, UsageError } from './errors';
@@ -103,12 +102,8 @@ const VALIDATION_DEFAULTS: Partial<PipelineDefaults> = {
  * are the ones an execution would fail with (naming the field and the fix).
  */
 export function validateStart(runId: string, input: Record<string, unknown>): void {
-  // dryRun is accepted before the schema declares it; the deployed function has the last word.
-  const schemaHasDryRun = 'dryRun' in (INPUT_SCHEMA.properties as Record<string, unknown>);
-  const checked = { ...input };
-  if (!schemaHasDryRun && checked.dryRun === true) delete checked.dryRun;
   const res = normalizeInput(
-    { input: checked, executionName: runId, stages: STAGES.map((s) => s.id) },
+    { input, executionName: runId, stages: STAGES.map((s) => s.id) },
     { PIPELINE_DEFAULTS: JSON.stringify(VALIDATION_DEFAULTS), AWS_REGION: 'us-east-1', BUCKET_NAME: 'validation' },
   );
   if (!res.valid) throw new UsageError(`invalid run: ${res.cause}`);

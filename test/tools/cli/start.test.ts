@@ -47,12 +47,14 @@ describe('start', () => {
   });
 
   test('--input from a file or as JSON text; flags replace its fields', async () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pp-cli-')), 'input.json');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pp-cli-'));
+    const file = path.join(dir, 'input.json');
     fs.writeFileSync(file, JSON.stringify({ targets: { tags: { PatchGroup: 'old' }, instanceIds: ['i-0123456789abcdef0'] }, batchSize: 5, pollIntervalSeconds: 60 }));
     const r = await cli(['start', '--input', file, '--tags', 'PatchGroup=new', '--batch-size', '20', '--state-machine-arn', SM_ARN]);
     expect(r.code).toBe(0);
     expect(sentInput()).toEqual({ targets: { tags: { PatchGroup: ['new'] }, instanceIds: ['i-0123456789abcdef0'] }, batchSize: 20, pollIntervalSeconds: 60 });
     expect(buildInput({ input: '{"maxErrors": "0"}' })).toEqual({ maxErrors: '0' });
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   test('finds the one PatchPipelineStateMachine* across ListStateMachines pages', async () => {
