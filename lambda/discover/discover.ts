@@ -2,11 +2,12 @@ import { EC2Client, Instance } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
 import { InstanceInformation, SSMClient } from '@aws-sdk/client-ssm';
 import { chunk } from '../shared/batching';
-import { describeInstanceInformation, describeInstances, mapLimit, platformOf, stateOf, tagValue as tag, volumeIds } from '../shared/fleet';
+import { describeInstanceInformation, describeInstances, describeVolumes, mapLimit, platformOf, stateOf, tagValue as tag, volumeIds } from '../shared/fleet';
 import { batchId as makeBatchId, batchKey, runDocumentKey } from '../shared/keys';
 import { logger } from '../shared/logger';
 import { putJson } from '../shared/s3-json';
 import { BatchDocument, DiscoverOutput, RunDocument, RunTaskInput, SkippedInstance, TargetInstance } from '../shared/types';
+import { readinessOf } from './readiness';
 
 export interface DiscoverEvent extends RunTaskInput {
   readonly stages: string[];
@@ -28,11 +29,14 @@ export const SKIP_REASONS = {
   notManaged: 'not managed by SSM: no agent registration (check the instance profile and the agent)',
   notOnline: (ping: string) => `SSM agent not online (PingStatus ${ping})`,
   noVolume: 'no EBS volume to snapshot',
+  volumeNotReady: (blockers: readonly string[]) => `EBS volume cannot be snapshotted: ${blockers.join('; ')}`,
 } as const;
 
 /**
  * Finds the run's instances, decides which can be patched (the others are skipped with a reason),
- * splits the targets into batches and writes run.json and one BatchDocument per batch.
+ * records each target's readiness, splits the targets into batches and writes run.json and one
+ * BatchDocument per batch. A dry run writes run.json only: it keeps the targets that are not ready
+ * (so the report can say why) and plans no batch, since nothing will be processed.
  */
 export async function discover(event: DiscoverEvent, deps: DiscoverDeps): Promise<DiscoverOutput> {
   const now = deps.now ?? (() => new Date());
@@ -42,16 +46,25 @@ export async function discover(event: DiscoverEvent, deps: DiscoverDeps): Promis
   const live = instances.filter((i) => !['terminated', 'shutting-down'].includes(stateOf(i)));
   const ssmInfo = await describeInstanceInformation(deps.ssm, live.map((i) => i.InstanceId!));
 
-  const targets: TargetInstance[] = [];
   const skipped: SkippedInstance[] = [];
+  const candidates: Instance[] = [];
   for (const instance of instances) {
+    const reason = skipReason(stateOf(instance), ssmInfo.get(instance.InstanceId!), instance);
+    if (reason) skipped.push({ instanceId: instance.InstanceId!, name: tag(instance, 'Name'), state: stateOf(instance), reason });
+    else candidates.push(instance);
+  }
+  // Only the candidates' volumes: the call is cheap, and a skipped instance needs no readiness.
+  const volumes = await describeVolumes(deps.ec2, candidates.flatMap(volumeIds));
+
+  const targets: TargetInstance[] = [];
+  for (const instance of candidates) {
     const id = instance.InstanceId!;
     const state = stateOf(instance);
     const name = tag(instance, 'Name');
     const info = ssmInfo.get(id);
-    const reason = skipReason(state, info, instance);
-    if (reason) {
-      skipped.push({ instanceId: id, name, state, reason });
+    const readiness = readinessOf({ state, agentVersion: info?.AgentVersion, volumeIds: volumeIds(instance), volumes });
+    if (!readiness.ready && !config.dryRun) {
+      skipped.push({ instanceId: id, name, state, reason: SKIP_REASONS.volumeNotReady(readiness.blockers) });
       continue;
     }
     targets.push({
@@ -68,10 +81,11 @@ export async function discover(event: DiscoverEvent, deps: DiscoverDeps): Promis
         ...(info?.PlatformName ? { platformName: info.PlatformName } : {}),
       },
       volumeIds: volumeIds(instance),
+      readiness,
     });
   }
 
-  const groups = chunk(targets, config.batchSize);
+  const groups = config.dryRun ? [] : chunk(targets, config.batchSize);
   const batches = groups.map((group, index) => ({ batchId: makeBatchId(index), instanceIds: group.map((t) => t.instanceId) }));
   const batchOf = new Map(batches.flatMap((b) => b.instanceIds.map((id) => [id, b.batchId] as const)));
   const createdAt = now().toISOString();
@@ -91,7 +105,7 @@ export async function discover(event: DiscoverEvent, deps: DiscoverDeps): Promis
     createdAt,
     config,
     stages: event.stages,
-    targets: targets.map((t) => ({ ...t, batchId: batchOf.get(t.instanceId) })),
+    targets: targets.map((t) => (batchOf.has(t.instanceId) ? { ...t, batchId: batchOf.get(t.instanceId) } : t)),
     skipped,
     batches,
   };
@@ -103,7 +117,8 @@ export async function discover(event: DiscoverEvent, deps: DiscoverDeps): Promis
     skipped: skipped.length,
     batches: batches.map((b) => b.batchId),
   };
-  logger.info('discovered', { runId, ...output, skippedInstances: skipped });
+  const notReady = targets.filter((t) => t.readiness && !t.readiness.ready).length;
+  logger.info('discovered', { runId, dryRun: config.dryRun, ...output, notReady, skippedInstances: skipped });
   return output;
 }
 

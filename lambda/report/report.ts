@@ -1,6 +1,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
+import type { FreezeState } from '../change-freeze/change-freeze';
 import { errorMessage } from '../shared/errors';
 import { areaPrefix, batchKey, compareKey, failedKey, reportCsvKey, reportJsonKey, restoreKey, runDocumentKey } from '../shared/keys';
 import { logger } from '../shared/logger';
@@ -38,6 +39,8 @@ export interface ReportInput {
   readonly error?: PipelineError;
   /** An error caught around the restore gate. */
   readonly restoreError?: PipelineError;
+  /** The change-calendar check ($.freeze); the workflow starts it as { frozen: false }. */
+  readonly freeze?: Partial<FreezeState>;
 }
 
 export interface ReportTotals {
@@ -49,15 +52,23 @@ export interface ReportTotals {
   readonly notReached: number;
   readonly updatesInstalled: number;
   readonly updatesFailed: number;
+  /** Dry run: targets a real run would patch. */
+  readonly wouldPatch: number;
+  /** Dry run: targets a real run would skip at discovery (e.g. a volume in state error). */
+  readonly notReady: number;
 }
 
 /** Small on purpose: it goes into the execution state. */
 export interface ReportOutput extends ReportTotals {
   readonly reportKey: string;
   readonly csvKey: string;
+  readonly dryRun: boolean;
+  /** True when the change calendar was CLOSED and the run changed nothing. */
+  readonly changeFreeze: boolean;
 }
 
-export type InstanceReportStatus = 'Patched' | 'Failed' | 'Skipped' | 'NotReached';
+/** WouldPatch / NotReady: dry run only, where nothing is processed and the readiness is the result. */
+export type InstanceReportStatus = 'Patched' | 'Failed' | 'Skipped' | 'NotReached' | 'WouldPatch' | 'NotReady';
 
 export interface InstanceReport {
   readonly instanceId: string;
@@ -84,10 +95,26 @@ export interface StageSummary {
   readonly notRun: number;
 }
 
+/** Why a run changed nothing: the change calendar was CLOSED when it started. */
+export interface ChangeFreezeReport {
+  readonly calendar: string;
+  readonly state: string;
+  readonly checkedAt: string;
+  /** '' when AWS did not say. */
+  readonly nextTransitionTime: string;
+  readonly message: string;
+}
+
 /** runs/<runId>/report/report.json */
 export interface RunReport {
   readonly runId: string;
   readonly generatedAt: string;
+  /** True for a dry run: the rows are readiness (WouldPatch / NotReady), nothing was changed. */
+  readonly dryRun: boolean;
+  /** The patch window that started the run ('' when started by hand). */
+  readonly window: string;
+  /** Present only when a change freeze stopped the run before discovery. */
+  readonly changeFreeze?: ChangeFreezeReport;
   readonly totals: ReportTotals;
   readonly stages: StageSummary[];
   readonly instances: InstanceReport[];
@@ -137,13 +164,22 @@ export async function report(event: ReportInput, deps: ReportDeps): Promise<Repo
   if (isError(event.restoreError)) errors.push(`restore error: ${describeError(event.restoreError)}`);
   for (const r of event.batchResults ?? []) if (r.error) errors.push(`batch ${r.batchId}: ${describeError(r.error)}`);
 
-  const run = await getJson<RunDocument>(deps.s3, bucket, runDocumentKey(runId));
+  // A freeze stops the run before discovery: there is no run.json, and that is no error.
+  const freeze = event.freeze?.frozen === true ? changeFreezeReport(event.freeze) : undefined;
+  const run = freeze ? undefined : await getJson<RunDocument>(deps.s3, bucket, runDocumentKey(runId));
   const stages: Pick<StageSpec, 'id' | 'title'>[] =
     (event.stages ?? []).length > 0 ? event.stages : (run?.stages ?? []).map((id) => ({ id, title: id }));
+  const dryRun = (event.config ?? run?.config)?.dryRun === true;
+  const window = (event.config ?? run?.config)?.window ?? '';
 
   let instances: InstanceReport[] = [];
-  if (!run) {
+  if (freeze) {
+    // Nothing to read: discover did not run.
+  } else if (!run) {
     errors.unshift(`discovery failed: s3://${bucket}/${runDocumentKey(runId)} was not written, so no instance was processed`);
+  } else if (dryRun) {
+    // No batch was processed, so there is no batch document, restore or CSV to read.
+    instances = run.targets.map((t) => dryRunReport(t, stages));
   } else {
     instances = await instanceReports(deps.s3, event, run, stages, errors);
   }
@@ -158,6 +194,8 @@ export async function report(event: ReportInput, deps: ReportDeps): Promise<Repo
     notReached: instances.filter((i) => i.status === 'NotReached').length,
     updatesInstalled: sum(instances.map((i) => i.updatesInstalled)),
     updatesFailed: sum(instances.map((i) => i.updatesFailed)),
+    wouldPatch: instances.filter((i) => i.status === 'WouldPatch').length,
+    notReady: instances.filter((i) => i.status === 'NotReady').length,
   };
   const stageSummaries: StageSummary[] = stages.map((s) => {
     const statuses = instances.map((i) => i.stages[s.id]?.status);
@@ -166,13 +204,56 @@ export async function report(event: ReportInput, deps: ReportDeps): Promise<Repo
     return { id: s.id, title: s.title, success, failed, notRun: statuses.length - success - failed };
   });
 
-  const doc: RunReport = { runId, generatedAt: now.toISOString(), totals, stages: stageSummaries, instances, skipped, errors };
+  const doc: RunReport = {
+    runId,
+    generatedAt: now.toISOString(),
+    dryRun,
+    window,
+    ...(freeze ? { changeFreeze: freeze } : {}),
+    totals,
+    stages: stageSummaries,
+    instances,
+    skipped,
+    errors,
+  };
   const reportKey = reportJsonKey(runId);
   const csvKey = reportCsvKey(runId);
   await putJson(deps.s3, bucket, reportKey, doc);
   await putText(deps.s3, bucket, csvKey, toCsv(stages.map((s) => s.id), instances, skipped), 'text/csv');
-  logger.info('report written', { runId, reportKey, csvKey, ...totals, errors: errors.length });
-  return { ...totals, reportKey, csvKey };
+  logger.info('report written', { runId, reportKey, csvKey, dryRun, changeFreeze: Boolean(freeze), window, ...totals, errors: errors.length });
+  return { ...totals, reportKey, csvKey, dryRun, changeFreeze: Boolean(freeze) };
+}
+
+function changeFreezeReport(f: Partial<FreezeState>): ChangeFreezeReport {
+  return {
+    calendar: f.calendar ?? '',
+    state: f.state ?? 'CLOSED',
+    checkedAt: f.checkedAt ?? '',
+    nextTransitionTime: f.nextTransitionTime ?? '',
+    message: f.message ?? `change freeze: change calendar ${f.calendar ?? ''} is CLOSED; the run changed nothing`,
+  };
+}
+
+/** A dry-run row: what a real run would do with the target, from the readiness discover recorded. */
+function dryRunReport(t: TargetInstance, stages: Pick<StageSpec, 'id'>[]): InstanceReport {
+  // run.json written before readiness existed has none: the target passed discovery, which is all we know.
+  const readiness = t.readiness ?? { ready: true, summary: 'passed discovery (no readiness recorded)' };
+  return {
+    instanceId: t.instanceId,
+    name: t.name,
+    platform: t.platform,
+    application: t.application,
+    owner: t.owner,
+    initialState: t.initialState,
+    finalState: '',
+    snapshotIds: [],
+    status: readiness.ready ? 'WouldPatch' : 'NotReady',
+    failedAt: '',
+    reason: readiness.summary,
+    stages: Object.fromEntries(stages.map((s) => [s.id, { status: 'NotRun' as const, reason: '' }])),
+    updatesInstalled: 0,
+    updatesFailed: 0,
+  };
 }
 
 async function instanceReports(

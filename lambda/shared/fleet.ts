@@ -1,4 +1,4 @@
-import { EC2Client, Filter, Instance, paginateDescribeInstances } from '@aws-sdk/client-ec2';
+import { EC2Client, Filter, Instance, paginateDescribeInstances, paginateDescribeVolumes, Volume } from '@aws-sdk/client-ec2';
 import { InstanceInformation, paginateDescribeInstanceInformation, SSMClient } from '@aws-sdk/client-ssm';
 import { chunk } from './batching';
 import { Platform } from './types';
@@ -46,6 +46,24 @@ export async function describeInstanceInformation(ssm: SSMClient, instanceIds: r
     );
     for await (const page of pages) {
       for (const info of page.InstanceInformationList ?? []) if (info.InstanceId) out.set(info.InstanceId, info);
+    }
+  }
+  return out;
+}
+
+/** DescribeVolumes MaxResults ceiling. */
+export const DESCRIBE_VOLUMES_PAGE_SIZE = 500;
+
+/**
+ * The given EBS volumes, by id, through a volume-id filter (a filter rather than VolumeIds, so a stale
+ * id is simply absent from the result instead of failing the whole call), 200 ids per filter.
+ */
+export async function describeVolumes(ec2: EC2Client, volumeIds: readonly string[]): Promise<Map<string, Volume>> {
+  const out = new Map<string, Volume>();
+  for (const ids of chunk([...new Set(volumeIds)], FILTER_MAX_VALUES)) {
+    const pages = paginateDescribeVolumes({ client: ec2, pageSize: DESCRIBE_VOLUMES_PAGE_SIZE }, { Filters: [{ Name: 'volume-id', Values: ids }] });
+    for await (const page of pages) {
+      for (const volume of page.Volumes ?? []) if (volume.VolumeId) out.set(volume.VolumeId, volume);
     }
   }
   return out;

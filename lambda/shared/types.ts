@@ -3,6 +3,8 @@
  * The execution state carries only these small references and counts; the fleet lives in S3.
  */
 
+import type { ApprovalConfig } from './approvals';
+
 /** The stage ids, in pipeline order. Reboot and verify come later (approval issue). */
 export type StageId = 'agent-update' | 'pre-inventory' | 'patch' | 'post-inventory' | 'compare' | 'failed-check';
 
@@ -60,6 +62,8 @@ export interface RunConfig {
   readonly dryRun: boolean;
   /** Patch window that started the run ('' when started by hand). */
   readonly window: string;
+  /** The reboot-approval phase. */
+  readonly approval: ApprovalConfig;
 }
 
 /** Every task's input carries the run reference. */
@@ -100,6 +104,8 @@ export interface GateState {
 export interface StageTaskInput extends BatchTaskInput {
   readonly stage: StageSpec;
   readonly gate?: GateState;
+  /** Parameters known only at run time (e.g. the verify document's health checks of one application). */
+  readonly extraParameters?: Record<string, string>;
 }
 
 export interface GateTaskInput extends BatchTaskInput {
@@ -139,6 +145,30 @@ export interface TargetInstance {
   readonly ssm: { readonly managed: boolean; readonly pingStatus?: string; readonly agentVersion?: string; readonly platformName?: string };
   readonly volumeIds: string[];
   readonly batchId?: string;
+  /** What a real run would depend on, checked at discovery (absent in run.json written before it existed). */
+  readonly readiness?: TargetReadiness;
+}
+
+/**
+ * Dry-run readiness of one target: small on purpose (one per target in run.json). A target that is
+ * not ready only stays a target in a dry run; a normal run skips it at discovery with the reason.
+ */
+export interface TargetReadiness {
+  /** False when a real run would not get to patch it (e.g. a volume that cannot be snapshotted). */
+  readonly ready: boolean;
+  /** One line for the report: blockers first, then notes; 'ready' when there is nothing to say. */
+  readonly summary: string;
+  /** Why a real run would not patch it; empty when ready. */
+  readonly blockers: string[];
+  /** What a real run would do first, or should be known (start, agent update, encryption); not blockers. */
+  readonly notes: string[];
+  /** SSM agent version at discovery, when SSM reported one. */
+  readonly agentVersion?: string;
+  /** True when the agent is older than MIN_AGENT_VERSION (agent-update updates it first). */
+  readonly agentOutdated: boolean;
+  /** EBS volumes found in a snapshottable state (in-use or available). */
+  readonly volumesReady: number;
+  readonly encryptedVolumes: number;
 }
 
 export interface SkippedInstance {
@@ -179,6 +209,8 @@ export interface InstanceProgress {
   startedByRun?: boolean;
   snapshotIds?: string[];
   snapshotState?: 'pending' | 'completed' | 'error';
+  /** reboot: the instance's reboot order tag, read once when the group's reboot starts (null = no or invalid tag: last). */
+  rebootOrder?: number | null;
   stages: Record<string, StageOutcome>;
 }
 

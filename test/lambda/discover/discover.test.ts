@@ -1,8 +1,9 @@
-import { DescribeInstancesCommand, EC2Client, Instance } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, Instance, Volume } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DescribeInstanceInformationCommand, InstanceInformation, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { discover, DiscoverEvent } from '../../../lambda/discover/discover';
+import { compareVersions, MIN_AGENT_VERSION } from '../../../lambda/discover/readiness';
 import { BatchDocument, RunConfig, RunDocument } from '../../../lambda/shared/types';
 import { testConfig } from '../../helpers/fixtures';
 import { mockS3Memory } from '../../helpers/s3-memory';
@@ -51,6 +52,26 @@ function ssmAnswers(table: InstanceInformation[]): void {
   });
 }
 
+type VolumeFilterInput = { Filters?: { Name: string; Values: string[] }[]; VolumeIds?: string[]; NextToken?: string };
+const filteredVolumeIds = (input: VolumeFilterInput): string[] => input.Filters?.find((f) => f.Name === 'volume-id')?.Values ?? [];
+
+/**
+ * DescribeVolumes answers for the ids in its volume-id filter: in-use unless the table says otherwise;
+ * an id mapped to null does not exist (a filter simply does not match it).
+ */
+function volumeAnswers(table: Record<string, Partial<Volume> | null> = {}): void {
+  ec2.on(DescribeVolumesCommand).callsFake((input: VolumeFilterInput) => ({
+    Volumes: filteredVolumeIds(input)
+      .filter((v) => table[v] !== null)
+      .map((v) => ({ VolumeId: v, State: 'in-use', Encrypted: false, ...table[v] })),
+  }));
+}
+
+const AGENT_NOTE = `agent 3.3.0.0 < ${MIN_AGENT_VERSION}: agent-update updates it first`;
+
+// After mockS3Memory's reset: every volume exists and is in use unless a test says otherwise.
+beforeEach(() => volumeAnswers());
+
 describe('discover', () => {
   test('filters by tag (one filter per key, several values) and records platform, tags, volumes and SSM state', async () => {
     ec2.on(DescribeInstancesCommand).resolves({
@@ -83,6 +104,16 @@ describe('discover', () => {
         ssm: { managed: true, pingStatus: 'Online', agentVersion: '3.3.0.0', platformName: 'Microsoft Windows Server 2022' },
         volumeIds: ['vol-a', 'vol-b'],
         batchId: 'b000',
+        readiness: {
+          ready: true,
+          summary: AGENT_NOTE,
+          blockers: [],
+          notes: [AGENT_NOTE],
+          agentVersion: '3.3.0.0',
+          agentOutdated: true,
+          volumesReady: 2,
+          encryptedVolumes: 0,
+        },
       },
       expect.objectContaining({ instanceId: id(2), platform: 'Linux', initialState: 'stopped', ssm: expect.objectContaining({ pingStatus: 'ConnectionLost' }) }),
     ]);
@@ -207,8 +238,133 @@ describe('discover', () => {
 
     expect(out).toEqual({ matched: 0, targets: 0, skipped: 0, batches: [] });
     expect(ssm).toHaveReceivedCommandTimes(DescribeInstanceInformationCommand, 0);
+    expect(ec2).toHaveReceivedCommandTimes(DescribeVolumesCommand, 0);
     expect(bucket.json<RunDocument>('runs/run-1/run.json')).toMatchObject({ runId: 'run-1', targets: [], skipped: [], batches: [] });
     expect(bucket.list('runs/run-1/batches/')).toEqual([]);
+  });
+
+  test('asks DescribeVolumes about the candidates\' volumes through a volume-id filter, 200 ids per call', async () => {
+    const all = Array.from({ length: 250 }, (_, i) => instance(i + 1));
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [...all, instance(999, { state: 'terminated' })] }] });
+    ssmAnswers(all.map((_, i) => info(i + 1)));
+
+    const out = await discover(event(), deps());
+
+    expect(out).toMatchObject({ matched: 251, targets: 250, skipped: 1 });
+    const calls = ec2.commandCalls(DescribeVolumesCommand).map((c) => c.args[0].input as VolumeFilterInput);
+    expect(calls.map((c) => filteredVolumeIds(c).length)).toEqual([200, 50]);
+    for (const c of calls) {
+      // A filter, never VolumeIds: one stale id would fail the whole VolumeIds call with InvalidVolume.NotFound.
+      expect(c.VolumeIds).toBeUndefined();
+      expect(c.Filters).toEqual([{ Name: 'volume-id', Values: expect.any(Array) }]);
+    }
+    const asked = calls.flatMap(filteredVolumeIds);
+    expect(new Set(asked).size).toBe(250);
+    expect(asked).not.toContain('vol-999');
+  });
+
+  test('follows NextToken across pages of DescribeVolumes', async () => {
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [instance(1), instance(2)] }] });
+    ssmAnswers([info(1), info(2)]);
+    const tokens: string[] = [];
+    ec2.on(DescribeVolumesCommand).callsFake((input: VolumeFilterInput) => {
+      tokens.push(input.NextToken ?? '');
+      return input.NextToken
+        ? { Volumes: [{ VolumeId: 'vol-2', State: 'in-use' }] }
+        : { Volumes: [{ VolumeId: 'vol-1', State: 'in-use' }], NextToken: 'v2' };
+    });
+
+    const out = await discover(event(), deps());
+
+    expect(tokens).toEqual(['', 'v2']);
+    expect(out).toMatchObject({ targets: 2, skipped: 0 });
+  });
+
+  test('a normal run skips an instance whose volume is in state error or gone, with the reason', async () => {
+    ec2.on(DescribeInstancesCommand).resolves({
+      Reservations: [{ Instances: [instance(1), instance(2), instance(3, { BlockDeviceMappings: [{ Ebs: { VolumeId: 'vol-3a' } }, { Ebs: { VolumeId: 'vol-3b' } }] })] }],
+    });
+    ssmAnswers([info(1), info(2), info(3)]);
+    volumeAnswers({ 'vol-2': { State: 'error' }, 'vol-3b': null });
+
+    const out = await discover(event(), deps());
+
+    expect(out).toEqual({ matched: 3, targets: 1, skipped: 2, batches: ['b000'] });
+    const run = bucket.json<RunDocument>('runs/run-1/run.json');
+    expect(run.targets.map((t) => t.instanceId)).toEqual([id(1)]);
+    expect(run.skipped).toEqual([
+      { instanceId: id(2), name: 'web-2', state: 'running', reason: 'EBS volume cannot be snapshotted: volume vol-2 is in state error' },
+      { instanceId: id(3), name: 'web-3', state: 'running', reason: 'EBS volume cannot be snapshotted: volume vol-3b not found' },
+    ]);
+    expect(bucket.json<BatchDocument>('runs/run-1/batches/b000.json').instanceIds).toEqual([id(1)]);
+  });
+
+  test('a dry run keeps a target whose volume is in error as not ready, and writes no batch document', async () => {
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [instance(1), instance(2), instance(3, { state: 'terminated' })] }] });
+    ssmAnswers([info(1, { AgentVersion: '3.3.2746.0' }), info(2, { AgentVersion: '3.3.2746.0' })]);
+    volumeAnswers({ 'vol-2': { State: 'error' } });
+
+    const out = await discover(event({ dryRun: true }), deps());
+
+    expect(out).toEqual({ matched: 3, targets: 2, skipped: 1, batches: [] });
+    const run = bucket.json<RunDocument>('runs/run-1/run.json');
+    expect(run.batches).toEqual([]);
+    expect(run.skipped.map((s) => s.instanceId)).toEqual([id(3)]);
+    const [one, two] = run.targets;
+    expect(one.batchId).toBeUndefined();
+    expect(one.readiness).toMatchObject({ ready: true, summary: 'ready', blockers: [], agentOutdated: false, volumesReady: 1 });
+    expect(two.readiness).toMatchObject({
+      ready: false,
+      summary: 'not ready: volume vol-2 is in state error',
+      blockers: ['volume vol-2 is in state error'],
+      volumesReady: 0,
+    });
+    expect(bucket.list('runs/run-1/batches/')).toEqual([]);
+  });
+
+  test('readiness: a stopped instance would be started, an old agent is flagged (not a blocker), encrypted volumes are noted', async () => {
+    ec2.on(DescribeInstancesCommand).resolves({
+      Reservations: [
+        {
+          Instances: [
+            instance(1, { state: 'stopped' }),
+            instance(2, { BlockDeviceMappings: [{ Ebs: { VolumeId: 'vol-2a' } }, { Ebs: { VolumeId: 'vol-2b' } }] }),
+            instance(3),
+          ],
+        },
+      ],
+    });
+    ssmAnswers([
+      info(1, { PingStatus: 'ConnectionLost', AgentVersion: '3.2.1' }),
+      info(2, { AgentVersion: '3.3.2746.1' }),
+      info(3, { AgentVersion: undefined }),
+    ]);
+    volumeAnswers({ 'vol-2b': { Encrypted: true } });
+
+    await discover(event(), deps());
+
+    const readiness = Object.fromEntries(bucket.json<RunDocument>('runs/run-1/run.json').targets.map((t) => [t.instanceId, t.readiness]));
+    expect(readiness[id(1)]).toEqual({
+      ready: true,
+      summary: 'stopped: would be started; SSM online state is checked after start; agent 3.2.1 < 3.3.2746.0: agent-update updates it first',
+      blockers: [],
+      notes: ['stopped: would be started; SSM online state is checked after start', 'agent 3.2.1 < 3.3.2746.0: agent-update updates it first'],
+      agentVersion: '3.2.1',
+      agentOutdated: true,
+      volumesReady: 1,
+      encryptedVolumes: 0,
+    });
+    expect(readiness[id(2)]).toMatchObject({ ready: true, summary: 'encrypted volumes: vol-2b', agentOutdated: false, agentVersion: '3.3.2746.1', volumesReady: 2, encryptedVolumes: 1 });
+    expect(readiness[id(3)]).toMatchObject({ ready: true, summary: 'agent version unknown', agentOutdated: false });
+    expect(readiness[id(3)]).not.toHaveProperty('agentVersion');
+  });
+
+  test('compareVersions compares dotted numbers, not strings', () => {
+    expect(compareVersions('3.2.1', MIN_AGENT_VERSION)).toBe(-1);
+    expect(compareVersions('3.3.2746.0', MIN_AGENT_VERSION)).toBe(0);
+    expect(compareVersions('3.3.10000.0', MIN_AGENT_VERSION)).toBe(1);
+    expect(compareVersions('3.10.0.0', MIN_AGENT_VERSION)).toBe(1);
+    expect(compareVersions('3.3', '3.3.0.0')).toBe(0);
   });
 
   test('an AWS error fails the task (the workflow catches it and restores)', async () => {

@@ -1,13 +1,13 @@
-import { S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse/sync';
 import { STAGES } from '../../../lib/stages';
 import { report, reportColumns, RunReport } from '../../../lambda/report/report';
 import { batchKey, compareKey, failedKey, reportCsvKey, reportJsonKey, restoreKey, runDocumentKey } from '../../../lambda/shared/keys';
-import { BatchDocument, InstanceProgress, RestoreDocument, RunDocument, StageOutcome, StageSpec, TargetInstance } from '../../../lambda/shared/types';
+import { BatchDocument, InstanceProgress, RestoreDocument, RunConfig, RunDocument, StageOutcome, StageSpec, TargetInstance, TargetReadiness } from '../../../lambda/shared/types';
 import { mockS3Memory } from '../../helpers/s3-memory';
 import { activeProgress, BUCKET, CONFIG, RUN_ID } from '../../helpers/stage-fixtures';
 
-const { bucket: s3 } = mockS3Memory();
+const { bucket: s3, s3Mock } = mockS3Memory();
 const NOW = new Date('2024-06-01T14:00:00.000Z');
 const deps = () => ({ s3: new S3Client({}), now: () => NOW });
 
@@ -35,12 +35,12 @@ const target = (instanceId: string, batchId: string, overrides: Partial<TargetIn
   ...overrides,
 });
 
-function givenRun(targets: TargetInstance[], skipped: RunDocument['skipped'] = []): void {
-  const batches = [...new Set(targets.map((t) => t.batchId!))].map((batchId) => ({
+function givenRun(targets: TargetInstance[], skipped: RunDocument['skipped'] = [], config: RunConfig = CONFIG): void {
+  const batches = [...new Set(targets.filter((t) => t.batchId).map((t) => t.batchId!))].map((batchId) => ({
     batchId,
     instanceIds: targets.filter((t) => t.batchId === batchId).map((t) => t.instanceId),
   }));
-  const run: RunDocument = { runId: RUN_ID, createdAt: '2024-06-01T10:00:00.000Z', config: CONFIG, stages: STAGE_IDS, targets, skipped, batches };
+  const run: RunDocument = { runId: RUN_ID, createdAt: '2024-06-01T10:00:00.000Z', config, stages: STAGE_IDS, targets, skipped, batches };
   s3.put(runDocumentKey(RUN_ID), run);
 }
 function givenBatch(batchId: string, instances: Record<string, InstanceProgress>): void {
@@ -66,11 +66,16 @@ describe('report', () => {
       notReached: 0,
       updatesInstalled: 0,
       updatesFailed: 0,
+      wouldPatch: 0,
+      notReady: 0,
       reportKey: `runs/${RUN_ID}/report/report.json`,
       csvKey: `runs/${RUN_ID}/report/report.csv`,
+      dryRun: false,
+      changeFreeze: false,
     });
     const doc = reportJson();
-    expect(doc).toMatchObject({ runId: RUN_ID, generatedAt: NOW.toISOString(), instances: [], skipped: [], errors: [] });
+    expect(doc).toMatchObject({ runId: RUN_ID, generatedAt: NOW.toISOString(), dryRun: false, window: '', instances: [], skipped: [], errors: [] });
+    expect(doc).not.toHaveProperty('changeFreeze');
     expect(doc.stages).toEqual(STAGES.map((s) => ({ id: s.id, title: s.title, success: 0, failed: 0, notRun: 0 })));
     expect(s3.get(reportCsvKey(RUN_ID))).toBe(`${EXPECTED_HEADER}\n`);
   });
@@ -150,7 +155,7 @@ describe('report', () => {
     expect(rows[3]).toMatchObject({ name: 'legacy', reason: 'not managed by SSM', patch_status: 'NotRun' });
 
     const doc = reportJson();
-    expect(doc.totals).toEqual({ matched: 4, targets: 3, skipped: 1, patched: 1, failed: 2, notReached: 0, updatesInstalled: 3, updatesFailed: 1 });
+    expect(doc.totals).toEqual({ matched: 4, targets: 3, skipped: 1, patched: 1, failed: 2, notReached: 0, updatesInstalled: 3, updatesFailed: 1, wouldPatch: 0, notReady: 0 });
     expect(doc.stages.find((s) => s.id === 'patch')).toEqual({ id: 'patch', title: 'Install patches without restart', success: 1, failed: 1, notRun: 1 });
     expect(doc.stages.find((s) => s.id === 'agent-update')).toMatchObject({ success: 2, failed: 0, notRun: 1 });
     expect(doc.skipped).toEqual([{ instanceId: 'i-skip', name: 'legacy', state: 'running', reason: 'not managed by SSM' }]);
@@ -187,6 +192,103 @@ describe('report', () => {
     expect(doc.errors[0]).toMatch(/^discovery failed: .*run\.json was not written/);
     expect(doc.errors).toContain('pipeline error: States.TaskFailed: DescribeInstances: UnauthorizedOperation');
     expect(csvHeader()).toBe(EXPECTED_HEADER);
+  });
+
+  test('carries the patch window that started the run, and treats the workflow\'s {} placeholders as no error', async () => {
+    givenRun([]);
+    const config = { ...CONFIG, window: 'nightly-web' };
+
+    await report({ runId: RUN_ID, bucket: BUCKET, config, stages: STAGE_SPECS, batchResults: [], error: {}, restoreError: {}, freeze: { frozen: false } }, deps());
+
+    expect(reportJson()).toMatchObject({ window: 'nightly-web', dryRun: false, errors: [] });
+  });
+
+  describe('dry run', () => {
+    const readiness = (over: Partial<TargetReadiness>): TargetReadiness => ({
+      ready: true,
+      summary: 'ready',
+      blockers: [],
+      notes: [],
+      agentOutdated: false,
+      volumesReady: 1,
+      encryptedVolumes: 0,
+      ...over,
+    });
+    const DRY = { ...CONFIG, dryRun: true, window: 'weekly' };
+
+    test('reports every target as WouldPatch (or NotReady) with its readiness, and reads no batch document', async () => {
+      // Given a dry run's run.json: no batch planned, readiness per target, one skipped instance
+      givenRun(
+        [
+          target('i-ok', '', { batchId: undefined, readiness: readiness({}) }),
+          target('i-stopped', '', {
+            batchId: undefined,
+            initialState: 'stopped',
+            readiness: readiness({
+              summary: 'stopped: would be started; SSM online state is checked after start; agent 3.2.1 < 3.3.2746.0: agent-update updates it first',
+              agentVersion: '3.2.1',
+              agentOutdated: true,
+            }),
+          }),
+          target('i-err', '', {
+            batchId: undefined,
+            readiness: readiness({ ready: false, summary: 'not ready: volume vol-1 is in state error', blockers: ['volume vol-1 is in state error'], volumesReady: 0 }),
+          }),
+        ],
+        [{ instanceId: 'i-skip', name: 'legacy', state: 'running', reason: 'not managed by SSM' }],
+        DRY,
+      );
+
+      const out = await report({ runId: RUN_ID, bucket: BUCKET, config: DRY, stages: STAGE_SPECS, batchResults: [], error: {}, restoreError: {}, freeze: { frozen: false } }, deps());
+
+      expect(out).toMatchObject({ dryRun: true, changeFreeze: false, matched: 4, targets: 3, skipped: 1, wouldPatch: 2, notReady: 1, patched: 0, failed: 0, notReached: 0 });
+      // Only run.json was read: no batch document, restore record or CSV listing.
+      expect(s3Mock.commandCalls(GetObjectCommand).map((c) => c.args[0].input.Key)).toEqual([runDocumentKey(RUN_ID)]);
+      expect(s3Mock).toHaveReceivedCommandTimes(ListObjectsV2Command, 0);
+
+      const rows = csvRows();
+      expect(rows.map((r) => [r.instance_id, r.status, r.reason])).toEqual([
+        ['i-ok', 'WouldPatch', 'ready'],
+        ['i-stopped', 'WouldPatch', 'stopped: would be started; SSM online state is checked after start; agent 3.2.1 < 3.3.2746.0: agent-update updates it first'],
+        ['i-err', 'NotReady', 'not ready: volume vol-1 is in state error'],
+        ['i-skip', 'Skipped', 'not managed by SSM'],
+      ]);
+      for (const id of STAGE_IDS) expect(rows.every((r) => r[`${id}_status`] === 'NotRun')).toBe(true);
+      expect(rows[1]).toMatchObject({ initial_state: 'stopped', final_state: '', snapshot_ids: '' });
+
+      const doc = reportJson();
+      expect(doc).toMatchObject({ dryRun: true, window: 'weekly', errors: [] });
+      expect(doc.totals).toMatchObject({ wouldPatch: 2, notReady: 1 });
+      expect(doc.stages.find((s) => s.id === 'patch')).toMatchObject({ success: 0, failed: 0, notRun: 3 });
+    });
+  });
+
+  test('a change freeze writes a report with zero instances, the calendar block, and no error', async () => {
+    const freeze = {
+      frozen: true,
+      calendar: 'prod-freeze',
+      state: 'CLOSED' as const,
+      checkedAt: '2024-06-01T10:00:00.000Z',
+      nextTransitionTime: '2024-06-03T06:00:00Z',
+      message: 'change freeze: change calendar prod-freeze is CLOSED at 2024-06-01T10:00:00.000Z until 2024-06-03T06:00:00Z; the run changed nothing',
+    };
+    const config = { ...CONFIG, changeCalendarName: 'prod-freeze', window: 'nightly' };
+
+    const out = await report({ runId: RUN_ID, bucket: BUCKET, config, stages: STAGE_SPECS, batchResults: [], error: {}, restoreError: {}, freeze }, deps());
+
+    expect(out).toMatchObject({ changeFreeze: true, dryRun: false, matched: 0, targets: 0, skipped: 0, patched: 0, wouldPatch: 0 });
+    const doc = reportJson();
+    expect(doc).toMatchObject({ window: 'nightly', dryRun: false, instances: [], skipped: [], errors: [] });
+    expect(doc.changeFreeze).toEqual({
+      calendar: 'prod-freeze',
+      state: 'CLOSED',
+      checkedAt: '2024-06-01T10:00:00.000Z',
+      nextTransitionTime: '2024-06-03T06:00:00Z',
+      message: freeze.message,
+    });
+    // Discover never ran: run.json is not even looked for.
+    expect(s3Mock).toHaveReceivedCommandTimes(GetObjectCommand, 0);
+    expect(s3.get(reportCsvKey(RUN_ID))).toBe(`${EXPECTED_HEADER}\n`);
   });
 
   test('builds the CSV header from the stage list', () => {
