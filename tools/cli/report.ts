@@ -30,8 +30,10 @@ const clip = (s: string, n = 100): string => (s.length > n ? `${s.slice(0, n - 3
 /** Totals, per-stage counts, then every failed, not reached and skipped instance with its reason. */
 export function reportLines(r: RunReport): string[] {
   const t = r.totals;
+  const kind = r.changeFreeze ? ' (change freeze)' : r.dryRun ? ' (dry run: nothing was changed)' : '';
   const out = [
-    `run ${r.runId}, report written ${r.generatedAt}`,
+    `run ${r.runId}${kind}, report written ${r.generatedAt}${r.window ? `, patch window ${r.window}` : ''}`,
+    ...(r.changeFreeze ? [r.changeFreeze.message] : []),
     '',
     ...table(
       ['matched', 'targets', 'skipped', 'patched', 'failed', 'not reached', 'updates installed', 'updates failed'],
@@ -43,17 +45,20 @@ export function reportLines(r: RunReport): string[] {
       r.stages.map((s) => [s.id, s.title, String(s.success), String(s.failed), String(s.notRun)]),
     ),
   ];
-  const notPatched = r.instances.filter((i) => i.status !== 'Patched');
-  if (notPatched.length) {
+  // A dry run lists every target (what would be patched, and why not); a real run only what did not go well.
+  const listed = r.dryRun ? r.instances : r.instances.filter((i) => i.status !== 'Patched');
+  if (listed.length) {
     out.push('', ...table(
       ['instance', 'name', 'status', 'at', 'reason'],
-      notPatched.map((i) => [i.instanceId, i.name, i.status, i.failedAt, clip(i.reason)]),
+      listed.map((i) => [i.instanceId, i.name, i.status, i.failedAt, clip(i.reason)]),
     ));
   }
+  const notPatched = r.dryRun ? [] : listed;
   if (r.skipped.length) {
     out.push('', ...table(['skipped', 'name', 'state', 'reason'], r.skipped.map((s) => [s.instanceId, s.name, s.state, clip(s.reason)])));
   }
   if (r.errors.length) out.push('', 'errors:', ...r.errors.map((e) => `  ${clip(e, 300)}`));
-  if (!notPatched.length && !r.skipped.length && !r.errors.length) out.push('', `every target was patched (${t.patched})`);
+  if (r.dryRun) out.push('', `dry run: ${t.wouldPatch ?? 0} would be patched, ${t.notReady ?? 0} not ready`);
+  else if (!r.changeFreeze && !notPatched.length && !r.skipped.length && !r.errors.length) out.push('', `every target was patched (${t.patched})`);
   return out;
 }
