@@ -2,6 +2,7 @@ import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { RUN_ID_PATTERN } from '../shared/keys';
 import { logger } from '../shared/logger';
+import { ApprovalConfig, DEFAULT_APPROVAL } from '../shared/approvals';
 import { NormalizeOutput, RunConfig } from '../shared/types';
 import INPUT_SCHEMA from './input-schema.json';
 
@@ -40,6 +41,7 @@ interface ExecutionInput {
   dryRun?: boolean;
   changeCalendarName?: string;
   window?: string;
+  approval?: Partial<ApprovalConfig>;
 }
 
 /** A deployment bug (PIPELINE_DEFAULTS, AWS_REGION or BUCKET_NAME unusable): the task fails, it is not an input error. */
@@ -48,6 +50,8 @@ export class PipelineDefaultsError extends Error {
 }
 
 export const INVALID_INPUT = 'InvalidInput';
+
+
 /** Step Functions caps a Fail state's Cause at 32,768 characters. */
 const MAX_CAUSE = 32_000;
 
@@ -70,6 +74,9 @@ const FIX: Record<string, string> = {
   ownerTagKey: 'set "ownerTagKey" to a tag key of 1-128 letters, digits or _ . : + = @ -',
   dryRun: 'set "dryRun" to true (report only, change nothing) or false',
   changeCalendarName: 'set "changeCalendarName" to an SSM Change Calendar name or ARN, or "" for none',
+ approval:
+    'set "approval" to {"mode": "approval"|"skip", "timeoutSeconds": 300..604800, "approvers": {"<app>": "<approver>"}, ' +
+    '"defaultApprover", "approverTagKey", "rebootOrderTagKey", "rebootTimeoutSeconds": 60..7200, "healthChecks": {"<app>": {"services", "units", "url"}}}',
   window: 'leave "window" to the patch-window schedules, or set 1-40 letters, digits, \'-\' or \'_\'',
 };
 
@@ -120,6 +127,7 @@ const DEFAULTS_SCHEMA = {
     applicationTagKey: { $ref: `${INPUT_SCHEMA.$id}#/$defs/tagKey` },
     ownerTagKey: { $ref: `${INPUT_SCHEMA.$id}#/$defs/tagKey` },
     changeCalendarName: { $ref: `${INPUT_SCHEMA.$id}#/$defs/changeCalendarName` },
+    approval: { $ref: `${INPUT_SCHEMA.$id}#/$defs/approval` },
     // Tolerated so a construct may pass a whole RunConfig; AWS_REGION always wins.
     region: { type: 'string' },
   },
@@ -171,7 +179,13 @@ export function loadDefaults(env: NormalizeEnv): { defaults: PipelineDefaults; r
   const { region: _ignored, ...rest } = parsed as PipelineDefaults & { region?: string };
   void _ignored;
   return {
-    defaults: { ...rest, targetTags: rest.targetTags ?? {}, instanceIds: rest.instanceIds ?? [], changeCalendarName: rest.changeCalendarName ?? '' },
+    defaults: {
+      ...rest,
+      targetTags: rest.targetTags ?? {},
+      instanceIds: rest.instanceIds ?? [],
+      changeCalendarName: rest.changeCalendarName ?? '',
+      approval: { ...DEFAULT_APPROVAL, ...(rest.approval ?? {}) },
+    },
     region: env.AWS_REGION,
     bucket: env.BUCKET_NAME,
   };
@@ -241,6 +255,8 @@ function merge(d: PipelineDefaults, input: ExecutionInput, region: string): RunC
     changeCalendarName: input.changeCalendarName ?? d.changeCalendarName,
     dryRun: input.dryRun ?? false,
     window: input.window ?? '',
+    // Given approval fields replace the deployed ones one by one (a given map replaces the map).
+    approval: { ...d.approval, ...(input.approval ?? {}) },
   };
 }
 

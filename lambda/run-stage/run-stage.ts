@@ -55,7 +55,7 @@ export async function runStage(event: StageTaskInput, deps: RunStageDeps): Promi
     new SendCommandCommand({
       DocumentName: stage.documentName,
       InstanceIds: ids,
-      Parameters: documentParameters(runId, bucket, config, stage),
+      Parameters: documentParameters(runId, bucket, config, stage, event.extraParameters),
       MaxConcurrency: config.maxConcurrency,
       MaxErrors: config.maxErrors,
       TimeoutSeconds: Math.max(MIN_DELIVERY_TIMEOUT_SECONDS, timeout),

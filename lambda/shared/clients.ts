@@ -1,5 +1,6 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
 
 /**
@@ -21,3 +22,4 @@ export const ssmClient = (): SSMClient => new SSMClient({ ...CLIENT_DEFAULTS });
 /** Path-style addressing keeps keys working with any endpoint; AWS accepts it for this bucket name shape. */
 export const s3Client = (): S3Client =>
   new S3Client({ ...CLIENT_DEFAULTS, forcePathStyle: process.env.AWS_S3_FORCE_PATH_STYLE === 'true' });
+export const sfnClient = (): SFNClient => new SFNClient({ ...CLIENT_DEFAULTS });

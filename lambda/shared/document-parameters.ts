@@ -17,7 +17,13 @@ export const COMMON_DOCUMENT_PARAMETERS = [
 ] as const;
 
 /** SendCommand Parameters for one stage of one run: common values, then the stage's own. */
-export function documentParameters(runId: string, bucket: string, config: RunConfig, stage: StageSpec): Record<string, string[]> {
+export function documentParameters(
+  runId: string,
+  bucket: string,
+  config: RunConfig,
+  stage: StageSpec,
+  extra: Record<string, string> = {},
+): Record<string, string[]> {
   const params: Record<string, string[]> = {
     RunId: [runId],
     Stage: [stage.id],
@@ -30,5 +36,7 @@ export function documentParameters(runId: string, bucket: string, config: RunCon
   };
   for (const [name, value] of Object.entries(stage.parameters)) params[name] = [value];
   for (const [name, area] of Object.entries(stage.prefixes)) params[name] = [areaPrefix(runId, area)];
+  // Run-time values never override the run's identity or its S3 keys.
+  for (const [name, value] of Object.entries(extra)) if (!(name in params)) params[name] = [value];
   return params;
 }

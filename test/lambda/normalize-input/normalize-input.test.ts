@@ -64,6 +64,7 @@ describe('normalize-input', () => {
       maxConcurrency: '5',
       stageTimeouts: { 'agent-update': 900, patch: 3600, compare: 300 },
       changeCalendarName: '',
+      approval: DEFAULTS.approval,
       ...PER_RUN,
     });
   });
@@ -86,6 +87,11 @@ describe('normalize-input', () => {
     expect(config(run({ changeCalendarName: 'arn:aws:ssm:eu-west-1:123456789012:document/freeze' })).changeCalendarName).toMatch(/^arn:/);
   });
 
+  test('merges given approval fields over the deployed ones', () => {
+    const c = config(run({ approval: { timeoutSeconds: 3600, approvers: { billing: 'ops@example.com' } } }));
+    expect(c.approval).toEqual({ ...DEFAULTS.approval, timeoutSeconds: 3600, approvers: { billing: 'ops@example.com' } });
+  });
+
   test('accepts percentages and numeric strings for maxConcurrency and maxErrors', () => {
     expect(config(run({ maxConcurrency: '100%', maxErrors: '0%' }))).toMatchObject({ maxConcurrency: '100%', maxErrors: '0%' });
     expect(config(run({ maxConcurrency: '25', maxErrors: 3 }))).toMatchObject({ maxConcurrency: '25', maxErrors: '3' });
@@ -93,9 +99,11 @@ describe('normalize-input', () => {
 
   describe('bad input names the field and the fix, and never throws', () => {
     test.each<[string, unknown, RegExp]>([
-      ['an unknown field', { foo: 1 }, /input\.foo is an unknown field; allowed fields are targets, batchSize, .*ownerTagKey, dryRun, changeCalendarName, window: remove it/],
+      ['an unknown field', { foo: 1 }, /input\.foo is an unknown field; allowed fields are targets, batchSize, .*ownerTagKey, dryRun, changeCalendarName, window, approval: remove it/],
       ['dryRun as a string', { dryRun: 'yes' }, /input\.dryRun must be a boolean, got string "yes": set "dryRun" to true/],
       ['a change calendar name with shell syntax', { changeCalendarName: 'x; rm -rf /' }, /input\.changeCalendarName must match .*: set "changeCalendarName" to an SSM Change Calendar name or ARN/],
+      ['an approval timeout under 5 minutes', { approval: { timeoutSeconds: 10 } }, /input\.approval\.timeoutSeconds must be >= 300, got number 10: set "approval" to/],
+      ['a health URL that is not local', { approval: { healthChecks: { web: { url: 'http://example.com/' } } } }, /input\.approval\.healthChecks\.web\.url must match/],
       ['an unknown nested field', { targets: { tag: { a: 'b' } } }, /input\.targets\.tag is an unknown field; allowed fields are tags, instanceIds/],
       ['a wrong type', { batchSize: '10' }, /input\.batchSize must be an integer, got string "10": set "batchSize" to an integer 1\.\.50/],
       ['a batch size over the SendCommand limit', { batchSize: 51 }, /input\.batchSize must be <= 50 \(SendCommand accepts at most 50 instance ids\), got number 51: set "batchSize" to an integer 1\.\.50/],
