@@ -1,3 +1,4 @@
+import { ApprovalConfig, DEFAULT_APPROVAL } from '../lambda/shared/approvals';
 import type { RunConfig } from '../lambda/shared/types';
 import { STAGES } from './stages';
 
@@ -75,6 +76,13 @@ export interface PatchRunDefaults {
    * @see https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCalendarState.html
    */
   readonly changeCalendarName?: string;
+  /**
+   * The reboot-approval phase: who approves each application's reboot, how long a request stays open,
+   * reboot order and health checks. Fields not given take the defaults of ApprovalConfig.
+   * @default { mode: 'approval', timeoutSeconds: 86400, approverTagKey: 'Approver', approvers: {}, defaultApprover: '',
+   *   rebootOrderTagKey: 'RebootOrder', rebootTimeoutSeconds: 1800, healthChecks: {} }
+   */
+  readonly approval?: Partial<ApprovalConfig>;
 }
 
 export const DEFAULT_TARGET_TAGS: Record<string, string[]> = { PatchGroup: ['default'] };
@@ -100,6 +108,7 @@ export function resolveDefaults(d: PatchRunDefaults = {}): Omit<RunConfig, 'regi
     applicationTagKey: d.applicationTagKey ?? 'Application',
     ownerTagKey: d.ownerTagKey ?? 'Owner',
     changeCalendarName: d.changeCalendarName ?? '',
+    approval: { ...DEFAULT_APPROVAL, ...d.approval },
   };
   validateDefaults(resolved);
   return resolved;
@@ -128,4 +137,9 @@ function validateDefaults(d: Omit<RunConfig, 'region' | 'dryRun' | 'window'>): v
   }
   if (d.pollIntervalSeconds < 5 || d.pollIntervalSeconds > 3600) fail('pollIntervalSeconds', 'must be 5..3600');
   if (d.snapshotRetentionDays < 1 || d.snapshotRetentionDays > 3650) fail('snapshotRetentionDays', 'must be 1..3650');
+  const a = d.approval;
+  if (a.mode !== 'approval' && a.mode !== 'skip') fail('approval.mode', `is "${a.mode}"; use "approval" or "skip"`);
+  if (!Number.isInteger(a.timeoutSeconds) || a.timeoutSeconds < 300 || a.timeoutSeconds > 604800) {
+    fail('approval.timeoutSeconds', 'must be 300..604800 seconds (an approval task always has a timeout)');
+  }
 }

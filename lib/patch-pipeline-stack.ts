@@ -15,6 +15,8 @@ export class PatchPipelineStack extends Stack {
     this.pipeline = new PatchPipeline(this, 'PatchPipeline', props.pipeline);
     new CfnOutput(this, 'StateMachineArn', { value: this.pipeline.stateMachine.stateMachineArn });
     new CfnOutput(this, 'RunBucketName', { value: this.pipeline.bucket.bucketName });
+    new CfnOutput(this, 'ApprovalTopicArn', { value: this.pipeline.approvalTopic.topicArn, description: 'Subscribe approvers (e-mail) here' });
+    new CfnOutput(this, 'ApprovalUrl', { value: this.pipeline.approvalUrl.url });
     new CfnOutput(this, 'InstancePolicyArn', {
       value: this.pipeline.instancePolicy.managedPolicyArn,
       description: 'Attach to the instance roles of the patched instances',

@@ -2,7 +2,11 @@ import { Aws, CfnElement, Duration, RemovalPolicy, Stack, Validations } from 'aw
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, IConstruct } from 'constructs';
@@ -10,7 +14,7 @@ import { PatchRunDefaults, resolveDefaults } from './config';
 import { loadDocumentContent } from './documents';
 import { PatchWindow, PatchWindows } from './patch-windows';
 import { PipelineFunction } from './pipeline-function';
-import { DOCUMENTS, STAGES } from './stages';
+import { DOCUMENTS, STAGES, VERIFY_STAGE } from './stages';
 import { PatchWorkflow, PatchWorkflowFunctions } from './workflow/patch-workflow';
 
 /** Resources of this account and region (targets are chosen by tag at run time, so no narrower ARN exists). */
@@ -49,6 +53,16 @@ export interface PatchPipelineProps {
    */
   readonly patchWindows?: readonly PatchWindow[];
   /**
+   * E-mail addresses subscribed to the approval requests (each must confirm the subscription).
+   * @default none (subscribe to the approvalTopic yourself, e.g. a distribution list or a chat bridge)
+   */
+  readonly approvalEmails?: readonly string[];
+  /**
+   * ITSM webhook (ServiceNow-style) that receives each approval request as a JSON POST with its signed callback.
+   * @default none
+   */
+  readonly itsmWebhookUrl?: string;
+  /**
    * Log level of the state machine's execution log.
    * @default sfn.LogLevel.ALL
    */
@@ -69,6 +83,14 @@ export class PatchPipeline extends Construct {
   /** Attach to the instance roles: lets the documents write markers, CSVs and command output under runs/. */
   public readonly instancePolicy: iam.ManagedPolicy;
   public readonly functions: PatchWorkflowFunctions;
+  /** Approval requests are published here (e-mail subscriptions). */
+  public readonly approvalTopic: sns.Topic;
+  /** Signing key of the approval links and of the ITSM callback. */
+  public readonly approvalSecret: secretsmanager.Secret;
+  /** The approval endpoint (Lambda function URL): the links in the messages point here. */
+  public readonly approvalUrl: lambda.FunctionUrl;
+  /** The function behind the approval endpoint. */
+  public readonly approvalEndpoint: lambda.Function;
   /** The schedules of the patch windows. */
   public readonly patchWindows: PatchWindows;
 
@@ -129,8 +151,23 @@ export class PatchPipeline extends Construct {
     });
 
     const env = { BUCKET_NAME: this.bucket.bucketName, PIPELINE_DEFAULTS: JSON.stringify(defaults) };
-    const fn = (name: string, description: string, timeout?: Duration): PipelineFunction =>
-      new PipelineFunction(this, name, { name, description, environment: env, timeout });
+    const fn = (name: string, description: string, timeout?: Duration, extraEnv: Record<string, string> = {}): PipelineFunction =>
+      new PipelineFunction(this, name, { name, description, environment: { ...env, ...extraEnv }, timeout });
+
+    this.approvalTopic = new sns.Topic(this, 'ApprovalTopic', {
+      displayName: 'patch-pipeline reboot approvals',
+      masterKey: kms.Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
+      enforceSSL: true,
+    });
+    for (const email of props.approvalEmails ?? []) this.approvalTopic.addSubscription(new subscriptions.EmailSubscription(email));
+    this.approvalSecret = new secretsmanager.Secret(this, 'ApprovalSecret', {
+      description: 'patch-pipeline: HMAC key of the approval links and of the ITSM callback',
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+    });
+    const secretEnv = { APPROVAL_SECRET_ID: this.approvalSecret.secretName };
+    const endpoint = fn('approval-endpoint', 'patch-pipeline: approval page and decisions (signed links, ITSM callback)', Duration.seconds(30), secretEnv);
+    this.approvalEndpoint = endpoint;
+    this.approvalUrl = endpoint.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
     const functions = {
       normalizeInput: fn('normalize-input', 'patch-pipeline: validate the execution input and merge the deployed defaults'),
       changeFreeze: fn('change-freeze', 'patch-pipeline: read the SSM Change Calendar at the start of a run'),
@@ -138,13 +175,26 @@ export class PatchPipeline extends Construct {
       power: fn('power', 'patch-pipeline: start stopped targets, and stop them again at the end'),
       snapshot: fn('snapshot', 'patch-pipeline: snapshot every EBS volume of a batch before patching'),
       runStage: fn('run-stage', 'patch-pipeline: send a stage document to a batch'),
+      approval: fn('approval', 'patch-pipeline: plan reboot approvals, request them, keep task tokens', Duration.minutes(2), {
+        ...secretEnv,
+        APPROVAL_ENDPOINT_URL: this.approvalUrl.url,
+        ...(props.itsmWebhookUrl ? { ITSM_WEBHOOK_URL: props.itsmWebhookUrl } : {}),
+      }),
+      reboot: fn('reboot', 'patch-pipeline: reboot an approved group in order and wait until it is back'),
       checkStage: fn('check-stage', 'patch-pipeline: classify a batch from markers and command invocations'),
       report: fn('report', 'patch-pipeline: write the run report (JSON and CSV)', Duration.minutes(5)),
     };
     this.functions = functions;
     this.grantLeastPrivilege(functions, documentArns);
+    this.grantApprovals(functions.approval, endpoint);
 
-    const workflow = new PatchWorkflow(this, 'Workflow', { functions, stages: STAGES, documentNames });
+    const workflow = new PatchWorkflow(this, 'Workflow', {
+      functions,
+      stages: STAGES,
+      verifyStage: VERIFY_STAGE,
+      documentNames,
+      approvalTopic: this.approvalTopic,
+    });
     const logGroup = new logs.LogGroup(this, 'ExecutionLogs', {
       retention: logs.RetentionDays.SIX_MONTHS,
       removalPolicy: RemovalPolicy.DESTROY,
@@ -155,6 +205,12 @@ export class PatchPipeline extends Construct {
       comment: 'patch-pipeline: snapshot, staged SSM documents gated by S3 markers, power-state restore, report',
       tracingEnabled: true,
       logs: { destination: logGroup, level: props.logLevel ?? sfn.LogLevel.ALL, includeExecutionData: true },
+    });
+    // A separate policy: on the endpoint's default policy this grant would close a dependency cycle
+    // (endpoint -> state machine -> approval function -> endpoint URL -> endpoint).
+    new iam.Policy(this, 'ApprovalEndpointTaskResponse', {
+      roles: [endpoint.role!],
+      statements: [new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'], resources: [this.stateMachine.stateMachineArn] })],
     });
     this.patchWindows = new PatchWindows(this, 'PatchWindows', { stateMachine: this.stateMachine, windows: props.patchWindows ?? [] });
     this.acknowledgeNagFindings(functions);
@@ -206,6 +262,36 @@ export class PatchPipeline extends Construct {
       listRuns,
     );
     add(f.report, readWriteRuns, listRuns);
+    add(
+      f.reboot,
+      describeInstances,
+      new iam.PolicyStatement({ actions: ['ec2:RebootInstances'], resources: [instances] }),
+      readWriteRuns,
+      listRuns,
+    );
+  }
+
+  /** The approval functions read the signing key through SSM's Secrets Manager reference and touch runs/ only. */
+  private grantApprovals(approval: lambda.IFunction, endpoint: lambda.IFunction): void {
+    const stack = Stack.of(this);
+    const reference = stack.formatArn({
+      service: 'ssm',
+      resource: 'parameter',
+      resourceName: `aws/reference/secretsmanager/${this.approvalSecret.secretName}`,
+    });
+    for (const fn of [approval, endpoint]) {
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['ssm:GetParameter'], resources: [reference] }));
+      this.approvalSecret.grantRead(fn);
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [this.bucket.arnForObjects('runs/*')] }));
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn], conditions: { StringLike: { 's3:prefix': ['runs/*'] } } }),
+      );
+    }
+    // plan writes approval records and chunk batch documents; the endpoint writes only approval records.
+    approval.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [this.bucket.arnForObjects('runs/*')] }));
+    endpoint.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [this.bucket.arnForObjects('runs/*/approvals/*')] }));
+    // plan reads the approver and reboot-order tags, which run.json does not keep.
+    approval.addToRolePolicy(new iam.PolicyStatement({ actions: ['ec2:DescribeInstances'], resources: ['*'] }));
   }
 
   /**
@@ -229,7 +315,9 @@ export class PatchPipeline extends Construct {
     ack(this.bucket, 'S1', 'One-bucket design: it holds pipeline state and reports only; pass serverAccessLogsBucket to log access.');
     ack(this.instancePolicy, `IAM5[Resource::${runs}]`, 'Documents write one object per run, stage and instance under runs/; run ids exist only at run time.');
     ack(this.instancePolicy, `IAM5[Resource::${runs}/inventory/*]`, 'compare reads the pre and post inventories of its own run; run ids exist only at run time.');
-    for (const fn of Object.values(f) as lambda.IFunction[]) {
+    ack(this.approvalEndpoint, `IAM5[Resource::${runs}/approvals/*]`, 'The endpoint records decisions in runs/<runId>/approvals/; run ids exist only at run time.');
+    ack(this.approvalSecret, 'SMG4', 'HMAC key of approval links: rotating it invalidates open requests; rotate by hand between patch windows.');
+    for (const fn of [...Object.values(f), this.approvalEndpoint] as lambda.IFunction[]) {
       ack(fn, 'IAM5[Resource::*]', 'X-Ray PutTraceSegments, and the Describe/List APIs the function calls, support no resource-level permissions.');
       if (fn !== f.normalizeInput && fn !== f.changeFreeze) ack(fn, `IAM5[Resource::${runs}]`, 'Run objects live under runs/<runId>/; run ids exist only at run time.');
     }
@@ -237,6 +325,7 @@ export class PatchPipeline extends Construct {
     const targetsReason = 'Target instances are selected by tag at run time; scoped to this account and region.';
     ack(f.power, `IAM5[Resource::${ec2.instances}]`, targetsReason);
     ack(f.runStage, `IAM5[Resource::${ec2.instances}]`, targetsReason);
+    ack(f.reboot, `IAM5[Resource::${ec2.instances}]`, targetsReason);
     ack(f.snapshot, `IAM5[Resource::${ec2.instances}]`, targetsReason);
     ack(f.snapshot, `IAM5[Resource::${ec2.volumes}]`, 'CreateSnapshots reads every EBS volume of a target instance, known at run time only.');
     ack(f.snapshot, `IAM5[Resource::${ec2.snapshots}]`, 'New snapshot ids are unknown before CreateSnapshots; tagging is limited to CreateSnapshots by condition.');

@@ -79,5 +79,20 @@ export const STAGES: readonly StageDefinition[] = [
 
 export const STAGE_IDS: readonly string[] = STAGES.map((s) => s.id);
 
-/** The distinct documents the stages use, in first-use order. */
-export const DOCUMENTS: readonly string[] = [...new Set(STAGES.map((s) => s.document))];
+/**
+ * Runs per chunk after an approved group's reboot (not a batch stage): proves the instance booted
+ * again and its application is healthy. Its group-level parameters (RebootedAfter, ServiceNames,
+ * SystemdUnits, HealthUrl) come at run time, from the approval request.
+ */
+export const VERIFY_STAGE: StageDefinition = {
+  id: 'verify',
+  title: 'Verify health after reboot',
+  document: 'verify',
+  parameters: {},
+  prefixes: {},
+  timeoutSeconds: 900,
+  outputs: [],
+};
+
+/** The distinct documents to deploy, in first-use order: the stages' documents, then verify. */
+export const DOCUMENTS: readonly string[] = [...new Set([...STAGES, VERIFY_STAGE].map((s) => s.document))];

@@ -17,6 +17,7 @@ const program = new Command()
   .option('--tag <key=value...>', 'extra tag on every instance (repeatable)')
   .option('--duration <stage=seconds...>', 'simulated seconds a stage takes per instance (repeatable; * for the rest)')
   .option('--fault <spec...>', 'fault: stage-fails:<inst>:<stage> | marker-missing:<inst>:<stage> | agent-offline:<inst> | snapshot-fails:<inst> | terminated:<inst>:<stage> | throttle:<Operation>:<count>')
+  .option('--calendar <name=OPEN|CLOSED>', 'the change calendar GetCalendarState answers for, and its state')
   .option('--seed <n>', 'seed of the fleet, durations and package lists', (v) => Number(v))
   .option('--input <json|file>', 'execution input (default {} = the deployed defaults)')
   .option('--out <dir>', 'output folder (default ./sim-out/<runId>/)')
@@ -43,6 +44,12 @@ function parseFault(spec: string): Fault {
   }
 }
 
+function parseCalendar(spec: string, nextTransitionTime?: string): NonNullable<Scenario['calendar']> {
+  const m = /^([^=]+)=(OPEN|CLOSED)$/.exec(spec);
+  if (!m) throw new Error(`--calendar ${spec}: expected <name>=OPEN or <name>=CLOSED`);
+  return { name: m[1], state: m[2] as 'OPEN' | 'CLOSED', ...(nextTransitionTime ? { nextTransitionTime } : {}) };
+}
+
 const pairs = (list: string[] | undefined, what: string): Record<string, string> =>
   Object.fromEntries(
     (list ?? []).map((p) => {
@@ -64,6 +71,7 @@ async function main(): Promise<number> {
     ...(o.seed !== undefined ? { seed: o.seed as number } : {}),
     ...(o.tag ? { tags: { ...(file.tags ?? {}), ...pairs(o.tag as string[], '--tag') } } : {}),
     ...(o.duration ? { durations: { ...(file.durations ?? {}), ...Object.fromEntries(Object.entries(pairs(o.duration as string[], '--duration')).map(([k, v]) => [k, Number(v)])) } } : {}),
+    ...(o.calendar ? { calendar: parseCalendar(String(o.calendar), file.calendar?.nextTransitionTime) } : {}),
     ...(o.fault ? { faults: [...(file.faults ?? []), ...(o.fault as string[]).map(parseFault)] } : {}),
   };
   let input: Record<string, unknown> = {};

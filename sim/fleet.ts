@@ -1,4 +1,4 @@
-import { DescribeInstancesCommand, EC2Client, RunInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, DescribeInstancesCommand, EC2Client, RunInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { LinuxPackage, PackageState } from './agents';
@@ -67,26 +67,45 @@ function packageState(family: SimInstance['family'], rnd: () => number, updates?
   return { family: family === 'windows' ? 'rpm' : family, packages, updates: upd, rebootRequired: false, latestAgent: '3.3.9999.0' };
 }
 
-/** Creates the fleet in moto (direct client: fleet set-up is not pipeline traffic). */
+/**
+ * Creates the fleet in moto (direct client: fleet set-up is not pipeline traffic): one RunInstances
+ * per image with MinCount = MaxCount, then one CreateTags per distinct tag (only Name is per
+ * instance). One call per instance took minutes for a few hundred instances.
+ */
 export async function createFleetInMoto(ec2: EC2Client, fleet: SimInstance[]): Promise<void> {
-  for (const inst of fleet) {
-    const res = await ec2.send(
-      new RunInstancesCommand({
-        ImageId: AMI[inst.family],
-        MinCount: 1,
-        MaxCount: 1,
-        InstanceType: 't3.medium',
-        TagSpecifications: [{ ResourceType: 'instance', Tags: Object.entries(inst.tags).map(([Key, Value]) => ({ Key, Value })) }],
-      }),
-    );
-    inst.instanceId = res.Instances![0].InstanceId!;
+  const byFamily = new Map<SimInstance['family'], SimInstance[]>();
+  for (const inst of fleet) byFamily.set(inst.family, [...(byFamily.get(inst.family) ?? []), inst]);
+  for (const [family, members] of byFamily) {
+    const res = await ec2.send(new RunInstancesCommand({ ImageId: AMI[family], MinCount: members.length, MaxCount: members.length, InstanceType: 't3.medium' }));
+    const ids = (res.Instances ?? []).map((i) => i.InstanceId!);
+    if (ids.length !== members.length) throw new Error(`RunInstances for ${family} created ${ids.length} instances, ${members.length} asked`);
+    members.forEach((inst, k) => (inst.instanceId = ids[k]));
   }
+  const byTag = new Map<string, { Key: string; Value: string; ids: string[] }>();
+  for (const inst of fleet) {
+    for (const [Key, Value] of Object.entries(inst.tags)) {
+      const k = JSON.stringify([Key, Value]);
+      const entry = byTag.get(k) ?? { Key, Value, ids: [] };
+      entry.ids.push(inst.instanceId);
+      byTag.set(k, entry);
+    }
+  }
+  const queue = [...byTag.values()];
+  const worker = async (): Promise<void> => {
+    for (let t = queue.shift(); t; t = queue.shift()) {
+      for (let i = 0; i < t.ids.length; i += 500) {
+        await ec2.send(new CreateTagsCommand({ Resources: t.ids.slice(i, i + 500), Tags: [{ Key: t.Key, Value: t.Value }] }));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
   const stopped = fleet.filter((i) => i.initialState === 'stopped').map((i) => i.instanceId);
   if (stopped.length) await ec2.send(new StopInstancesCommand({ InstanceIds: stopped }));
   const desc = await ec2.send(new DescribeInstancesCommand({ InstanceIds: fleet.map((i) => i.instanceId) }));
+  const byId = new Map(fleet.map((f) => [f.instanceId, f]));
   for (const r of desc.Reservations ?? []) {
     for (const i of r.Instances ?? []) {
-      const inst = fleet.find((f) => f.instanceId === i.InstanceId);
+      const inst = byId.get(i.InstanceId ?? '');
       if (inst) inst.volumeIds = (i.BlockDeviceMappings ?? []).map((b) => b.Ebs?.VolumeId ?? '').filter(Boolean);
     }
   }

@@ -210,3 +210,47 @@ function s3Operation(method: string, rawUrl: string): string {
       return method;
   }
 }
+
+/** One snapshot of an EC2 XML response: what a rewrite may change. */
+export interface SnapshotItem {
+  readonly snapshotId: string;
+  readonly volumeId?: string;
+  readonly status?: string;
+}
+
+/**
+ * Calls `edit` for every top-level <item> of a response's <snapshotSet> (CreateSnapshots,
+ * DescribeSnapshots) and sets the status and progress it returns. Child order differs between
+ * operations (CreateSnapshots puts volumeId first and has no status), and tagSet holds items of its
+ * own, so items are split by depth, never by a regular expression over the whole body.
+ */
+export function rewriteSnapshotItems(body: string, edit: (item: SnapshotItem) => { status: string; progress: number } | undefined): string {
+  const start = body.indexOf('<snapshotSet>');
+  const end = body.lastIndexOf('</snapshotSet>');
+  if (start < 0 || end < 0) return body;
+  const inner = body.slice(start + '<snapshotSet>'.length, end);
+  const items: string[] = [];
+  const tag = /<item>|<\/item>|<item\/>/g;
+  let depth = 0;
+  let from = 0;
+  for (let m = tag.exec(inner); m; m = tag.exec(inner)) {
+    if (m[0] === '<item>') {
+      if (depth === 0) from = m.index;
+      depth++;
+    } else if (m[0] === '</item>') {
+      depth--;
+      if (depth === 0) items.push(inner.slice(from, m.index + m[0].length));
+    }
+  }
+  const rewritten = items.map((item) => {
+    const top = item.replace(/<tagSet>[\s\S]*?<\/tagSet>/g, '');
+    const snapshotId = /<snapshotId>([^<]+)<\/snapshotId>/.exec(top)?.[1];
+    if (!snapshotId) return item;
+    const change = edit({ snapshotId, volumeId: /<volumeId>([^<]+)<\/volumeId>/.exec(top)?.[1], status: /<status>([^<]+)<\/status>/.exec(top)?.[1] });
+    if (!change) return item;
+    let out = item.replace(/<progress>[^<]*<\/progress>/, `<progress>${change.progress}%</progress>`);
+    out = /<status>[^<]*<\/status>/.test(top) ? out.replace(/<status>[^<]*<\/status>/, `<status>${change.status}</status>`) : out.replace(/<\/item>$/, `<status>${change.status}</status></item>`);
+    return out;
+  });
+  return `${body.slice(0, start)}<snapshotSet>${rewritten.join('')}</snapshotSet>${body.slice(end + '</snapshotSet>'.length)}`;
+}

@@ -6,7 +6,7 @@ export type Fault =
   | { readonly type: 'stage-fails'; readonly instance: number | string; readonly stage: string }
   /** The document runs but its marker never reaches S3 (the upload is lost). */
   | { readonly type: 'marker-missing'; readonly instance: number | string; readonly stage: string }
-  /** The SSM agent is offline (ping ConnectionLost) for the whole run. */
+  /** The SSM agent is offline (ping ConnectionLost) for the whole run: discovery skips a running instance, power-on fails a stopped one. */
   | { readonly type: 'agent-offline'; readonly instance: number | string }
   /** The instance's pre-patch snapshots end in state error. */
   | { readonly type: 'snapshot-fails'; readonly instance: number | string }
@@ -47,6 +47,8 @@ export interface Scenario {
   /** Explicit instances; when given, `instances`, `stopped`, `windows` only fill what they leave open. */
   readonly fleet?: InstanceSpec[];
   readonly faults?: Fault[];
+  /** The SSM Change Calendar GetCalendarState answers for (the run's changeCalendarName must name it). */
+  readonly calendar?: { readonly name: string; readonly state: 'OPEN' | 'CLOSED'; readonly nextTransitionTime?: string };
 }
 
 export const DEFAULT_DURATIONS: Record<string, number> = {

@@ -6,10 +6,11 @@ import path from 'node:path';
 import { prepareInstanceDir, prepareSandbox, readPackageState, runLinuxScript, startImds } from './agents';
 import { SimClock } from './clock';
 import { buildFleet, createFleetInMoto, ec2States, faultsOf, runWindowsModel, SimInstance, stageDuration, terminate } from './fleet';
-import { CountingProxy, MotoServer, startCountingProxy, startMoto } from './local-aws';
+import { CountingProxy, MotoServer, rewriteSnapshotItems, startCountingProxy, startMoto } from './local-aws';
 import { Scenario } from './scenario';
 import { SsmService } from './ssm-service';
 import { ensureTemplate, resolveTemplate, walkStates } from './template';
+import { quietNodeVersionSupportWarning } from './warnings';
 
 export interface SimOptions {
   /** Repository root (cdk.out, cdk.json). */
@@ -25,6 +26,18 @@ export interface SimOptions {
   /** Progress lines (stage by stage). */
   readonly onProgress?: (line: string) => void;
   readonly log?: (line: string) => void;
+  /**
+   * Executions run before the main one on the same moto, SSM service and fleet (for example many
+   * bad inputs, without a moto per input). Their outcomes are in SimResult.executions.
+   */
+  readonly executions?: readonly { readonly input: Record<string, unknown>; readonly runId: string }[];
+}
+
+export interface ExecutionOutcome {
+  readonly runId: string;
+  readonly input: Record<string, unknown>;
+  readonly status: 'SUCCEEDED' | 'FAILED';
+  readonly error?: { Error?: string; Cause?: string };
 }
 
 export interface InstanceOutcome {
@@ -52,6 +65,11 @@ export interface SimResult {
   /** Snapshot id, volume, state, start (simulated ms) per instance id, as moto holds them at the end. */
   readonly snapshots: Map<string, { snapshotId: string; state: string; createdAt: number }[]>;
   readonly notes: string[];
+  /** runs/<runId>/run.json as discover wrote it (config, targets), if it did. */
+  readonly run?: Record<string, unknown>;
+  readonly executions: ExecutionOutcome[];
+  /** What sns:publish tasks published (approval requests). */
+  readonly notifications: { state: string; topicArn: string; subject: string; message: string }[];
 }
 
 export interface SimMetrics {
@@ -64,11 +82,12 @@ export interface SimMetrics {
   wallSeconds: number;
 }
 
-const DEFAULT_SCENARIO: Scenario = { instances: 6, stopped: 0.34, windows: 0.5, seed: 1 };
+const DEFAULT_SCENARIO: Scenario = { instances: 6, stopped: 0.34, windows: 0.5, seed: 1, snapshotSeconds: 120 };
 const WAIT_MS = 5;
 
 /** Runs the synthesized state machine with the bundled Lambdas against a simulated fleet. */
 export async function simulate(options: SimOptions = {}): Promise<SimResult> {
+  quietNodeVersionSupportWarning();
   const root = options.root ?? path.resolve(__dirname, '..');
   const scenario = { ...DEFAULT_SCENARIO, ...(options.scenario ?? {}) };
   const region = options.region ?? 'eu-west-1';
@@ -84,7 +103,13 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
   const tpl = resolveTemplate(templateFile, region, bucketName);
   const defaults = JSON.parse(fs.readFileSync(path.join(root, 'cdk.json'), 'utf-8')).context?.['patch-pipeline']?.defaults ?? {};
   const targetTags: Record<string, string> = {};
-  for (const [k, v] of Object.entries((options.input?.targetTags ?? defaults.targetTags ?? { PatchGroup: ['default'] }) as Record<string, string[]>)) targetTags[k] = v[0];
+  // The fleet carries the run's target tags (the input's targets.tags, else the deployed defaults), first value of each.
+  const inputTags = (options.input?.targets as { tags?: unknown } | undefined)?.tags;
+  const runTags = inputTags && typeof inputTags === 'object' && !Array.isArray(inputTags) ? inputTags : defaults.targetTags ?? { PatchGroup: ['default'] };
+  for (const [k, v] of Object.entries(runTags as Record<string, unknown>)) {
+    const first = Array.isArray(v) ? v[0] : v;
+    if (typeof first === 'string') targetTags[k] = first;
+  }
 
   const cleanups: (() => Promise<void>)[] = [];
   const clock = new SimClock();
@@ -109,22 +134,24 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
     const snapshotMeta = new Map<string, { instanceId: string; createdAt: number }>();
     const volumeOwner = new Map(fleet.flatMap((i) => i.volumeIds.map((v) => [v, i.instanceId] as const)));
     const snapshotMs = (scenario.snapshotSeconds ?? 120) * 1000;
+    const snapshotState = (meta: { instanceId: string; createdAt: number }): { status: string; progress: number } => {
+      const inst = byId.get(meta.instanceId);
+      if (inst && faultsFor(inst).some((f) => f.type === 'snapshot-fails')) return { status: 'error', progress: 0 };
+      const elapsed = clock.now() - meta.createdAt;
+      return elapsed >= snapshotMs ? { status: 'completed', progress: 100 } : { status: 'pending', progress: Math.floor((elapsed / snapshotMs) * 100) };
+    };
     const proxy: CountingProxy = await startCountingProxy(moto.url, (action, params, body) => {
       if (action === 'CreateSnapshots' || action === 'CreateSnapshot') {
-        for (const m of body.matchAll(/<snapshotId>(snap-[0-9a-f]+)<\/snapshotId>[\s\S]*?<volumeId>(vol-[0-9a-f]+)<\/volumeId>/g)) {
-          snapshotMeta.set(m[1], { instanceId: volumeOwner.get(m[2]) ?? params.get('InstanceSpecification.InstanceId') ?? '', createdAt: clock.now() });
-        }
+        return rewriteSnapshotItems(body, (item) => {
+          const meta = { instanceId: (item.volumeId && volumeOwner.get(item.volumeId)) ?? params.get('InstanceSpecification.InstanceId') ?? '', createdAt: clock.now() };
+          snapshotMeta.set(item.snapshotId, meta);
+          return snapshotState(meta);
+        });
       }
-      if (action === 'DescribeSnapshots' || action === 'CreateSnapshots') {
-        return body.replace(/<snapshotId>(snap-[0-9a-f]+)<\/snapshotId>([\s\S]*?)<status>\w+<\/status>([\s\S]*?)<progress>[^<]*<\/progress>/g, (all, id: string, mid: string, mid2: string) => {
-          const meta = snapshotMeta.get(id);
-          if (!meta) return all;
-          const inst = byId.get(meta.instanceId);
-          const failed = inst && faultsFor(inst).some((f) => f.type === 'snapshot-fails');
-          const done = clock.now() >= meta.createdAt + snapshotMs;
-          const status = failed ? 'error' : done ? 'completed' : 'pending';
-          const pct = done ? 100 : Math.floor(((clock.now() - meta.createdAt) / snapshotMs) * 100);
-          return `<snapshotId>${id}</snapshotId>${mid}<status>${status}</status>${mid2}<progress>${pct}%</progress>`;
+      if (action === 'DescribeSnapshots') {
+        return rewriteSnapshotItems(body, (item) => {
+          const meta = snapshotMeta.get(item.snapshotId);
+          return meta ? snapshotState(meta) : undefined;
         });
       }
       return body;
@@ -202,6 +229,11 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
       faults.filter((f) => f.type === 'throttle').map((f) => ({ operation: (f as { operation: string }).operation, count: (f as { count: number }).count })),
       Math.max(1, Math.min(os.cpus().length, 4)),
     );
+    if (scenario.calendar) {
+      const { name, state, nextTransitionTime } = scenario.calendar;
+      if (state !== 'OPEN' && state !== 'CLOSED') throw new Error(`scenario calendar ${name}: state must be OPEN or CLOSED, not ${String(state)}`);
+      ssm.calendars.set(name, { state, ...(nextTransitionTime ? { nextTransitionTime } : {}) });
+    }
     await ssm.start();
     cleanups.push(() => ssm.stop());
 
@@ -228,8 +260,14 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
       const fn = tpl.functions.get(fnId)!;
       const [file, exportName] = fn.handler.split('.');
       for (const [k, v] of Object.entries(fn.environment)) process.env[k] = v;
+      // A fresh copy per run: a bundle's module-level SDK clients fix their endpoint at the first
+      // call, so a bundle cached by an earlier run in this process (jest) would call that run's
+      // stopped moto. The bundles require only Node built-ins, so they run from any folder.
+      const runCopy = path.join(workRoot, 'lambda', fn.name);
+      fs.mkdirSync(runCopy, { recursive: true });
+      fs.copyFileSync(path.join(fn.assetDir, `${file}.js`), path.join(runCopy, `${file}.js`));
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const mod = require(path.join(fn.assetDir, file)) as Record<string, (e: unknown, c: unknown) => Promise<unknown>>;
+      const mod = require(path.join(runCopy, `${file}.js`)) as Record<string, (e: unknown, c: unknown) => Promise<unknown>>;
       const h = mod[exportName];
       if (typeof h !== 'function') throw new Error(`${fn.assetDir}/${file}.js exports no ${exportName}`);
       loaded.set(fnId, h);
@@ -244,15 +282,37 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
           await ssm.advance(target, (ms) => clock.advanceTo(ms));
           stateCache = undefined;
         }
-        lambdaCounts[fnId] = (lambdaCounts[fnId] ?? 0) + 1;
         const fn = tpl.functions.get(fnId)!;
+        lambdaCounts[fn.name] = (lambdaCounts[fn.name] ?? 0) + 1;
         for (const [k, v] of Object.entries(fn.environment)) process.env[k] = v;
         const h = load(fnId);
-        const out = await h(input, { functionName: fnId, awsRequestId: `sim-${lambdaCounts[fnId]}`, getRemainingTimeInMillis: () => 900000 });
+        const out = await h(input, { functionName: fn.name, awsRequestId: `sim-${fn.name}-${lambdaCounts[fn.name]}`, getRemainingTimeInMillis: () => 900000 });
         if (process.env.PP_SIM_DEBUG) console.error(`[sim] ${stateName} <- ${JSON.stringify(input).slice(0, 300)}\n[sim] ${stateName} -> ${JSON.stringify(out).slice(0, 300)}`);
+        if (tpl.callbackTasks.has(stateName)) {
+          // Nobody answers in the simulation: the request times out, as an unanswered one does in AWS.
+          const err = new Error(`${stateName}: no answer in the simulation (callback tasks time out)`);
+          err.name = 'States.Timeout';
+          throw err;
+        }
         return out;
       };
     }
+    const notifications: { state: string; topicArn: string; subject: string; message: string }[] = [];
+    for (const [stateName, resource] of tpl.serviceTasks) {
+      handlers[stateName] = async (input: unknown) => {
+        const service = /^arn:[^:]+:states:::([^:]+:[^.]+)/.exec(resource)?.[1] ?? resource;
+        if (service === 'sns:publish') {
+          const p = input as { TopicArn?: string; Subject?: string; Message?: unknown };
+          notifications.push({ state: stateName, topicArn: String(p.TopicArn ?? ''), subject: String(p.Subject ?? ''), message: typeof p.Message === 'string' ? p.Message : JSON.stringify(p.Message) });
+          proxy.counts.set('sns:Publish', (proxy.counts.get('sns:Publish') ?? 0) + 1);
+          return { MessageId: `sim-${notifications.length}` };
+        }
+        const err = new Error(`task state "${stateName}" calls ${resource}, which the simulation does not serve`);
+        err.name = 'Sim.UnsupportedResource';
+        throw err;
+      };
+    }
+    if (tpl.callbackTasks.size) tpl.notes.push(`callback tasks (${[...tpl.callbackTasks].join(', ')}) get no answer: they end in States.Timeout`);
     const waits: Record<string, number> = {};
     const waitSeconds = new Map<string, (input: unknown) => number>();
     walkStates(tpl.definition, (name, state) => {
@@ -281,47 +341,63 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { StateMachine } = require('aws-local-stepfunctions') as typeof import('aws-local-stepfunctions');
     const machine = new StateMachine(tpl.definition as never, { validationOptions: { checkArn: false, checkPaths: false } });
-    clock.install();
-    cleanups.unshift(async () => clock.uninstall());
-    const startedAt = new Date().toISOString();
-    const execution = machine.run((options.input ?? {}) as never, {
-      overrides: { taskResourceLocalHandlers: handlers as never, waitTimeOverrides: waits, retryIntervalOverrides: retryOverrides(tpl.definition) },
-      context: { Execution: { Id: `arn:aws:states:${region}:123456789012:execution:PatchPipeline:${runId}`, Name: runId, Input: (options.input ?? {}) as never, StartTime: startedAt, RoleArn: 'arn:aws:iam::123456789012:role/sim' }, StateMachine: { Id: `arn:aws:states:${region}:123456789012:stateMachine:PatchPipeline`, Name: 'PatchPipeline' } },
-    });
-
-    let transitions = 0;
-    let history = 0;
-    const stageSeen = new Set<string>();
-    const events = (async () => {
-      for await (const ev of execution.eventLogs) {
-        history += historyWeight(ev.type);
-        // A Task adds TaskScheduled, TaskStarted and TaskSucceeded/Failed to its entered/exited pair.
-        if (ev.type === 'StateEntered' && (ev as { state: { type: string } }).state.type === 'Task') history += 3;
-        if (ev.type === 'StateEntered') {
-          transitions++;
-          const st = (ev as { state: { name: string; type: string; input: unknown } }).state;
-          if (st.type === 'Wait') {
-            const key = (st.input as { batchId?: string })?.batchId ?? 'root';
-            pendingWait.set(key, clock.now() + (waitSeconds.get(st.name)?.(st.input) ?? 0) * 1000);
-          } else if (!stageSeen.has(st.name) && st.type === 'Task') {
-            stageSeen.add(st.name);
-            progress(`[${fmtSim(clock.simulatedMs())}] ${st.name}`);
+    const execute = async (input: Record<string, unknown>, name: string): Promise<{ status: SimResult['status']; error?: SimResult['error']; transitions: number; history: number }> => {
+      clock.install();
+      const startedAt = new Date().toISOString();
+      const execution = machine.run(input as never, {
+        overrides: { taskResourceLocalHandlers: handlers as never, waitTimeOverrides: waits, retryIntervalOverrides: retryOverrides(tpl.definition) },
+        context: { Execution: { Id: `arn:aws:states:${region}:123456789012:execution:PatchPipeline:${name}`, Name: name, Input: input as never, StartTime: startedAt, RoleArn: 'arn:aws:iam::123456789012:role/sim' }, StateMachine: { Id: `arn:aws:states:${region}:123456789012:stateMachine:PatchPipeline`, Name: 'PatchPipeline' } },
+      });
+      let transitions = 0;
+      let history = 0;
+      const stageSeen = new Set<string>();
+      const events = (async () => {
+        for await (const ev of execution.eventLogs) {
+          history += historyWeight(ev.type);
+          // A Task adds TaskScheduled, TaskStarted and TaskSucceeded/Failed to its entered/exited pair.
+          if (ev.type === 'StateEntered' && (ev as { state: { type: string } }).state.type === 'Task') history += 3;
+          if (ev.type === 'StateEntered') {
+            transitions++;
+            const st = (ev as { state: { name: string; type: string; input: unknown } }).state;
+            if (st.type === 'Wait') {
+              const key = (st.input as { batchId?: string })?.batchId ?? 'root';
+              pendingWait.set(key, clock.now() + (waitSeconds.get(st.name)?.(st.input) ?? 0) * 1000);
+            } else if (!stageSeen.has(st.name) && st.type === 'Task') {
+              stageSeen.add(st.name);
+              progress(`[${fmtSim(clock.simulatedMs())}] ${st.name}`);
+            }
           }
         }
+      })();
+      let status: SimResult['status'] = 'SUCCEEDED';
+      let error: SimResult['error'];
+      try {
+        await execution.result;
+      } catch (err) {
+        status = 'FAILED';
+        const e = err as { message?: string; cause?: { errorOutput?: { Error?: string; Cause?: string }; message?: string } };
+        error = { Error: e.cause?.errorOutput?.Error ?? (err as Error).name, Cause: e.cause?.errorOutput?.Cause ?? e.message };
+      } finally {
+        await events;
+        clock.uninstall();
+        pendingWait.clear();
       }
-    })();
+      return { status, error, transitions, history };
+    };
+    cleanups.unshift(async () => clock.uninstall());
 
-    let status: SimResult['status'] = 'SUCCEEDED';
-    let error: SimResult['error'];
-    try {
-      await execution.result;
-    } catch (err) {
-      status = 'FAILED';
-      const e = err as { message?: string; cause?: { errorOutput?: { Error?: string; Cause?: string }; message?: string } };
-      error = { Error: e.cause?.errorOutput?.Error ?? (err as Error).name, Cause: e.cause?.errorOutput?.Cause ?? e.message };
+    // Extra executions first, on the same moto, SSM service and fleet; the main run's metrics count only itself.
+    const executions: ExecutionOutcome[] = [];
+    for (const x of options.executions ?? []) {
+      const r = await execute(x.input, x.runId);
+      executions.push({ runId: x.runId, input: x.input, status: r.status, ...(r.error ? { error: r.error } : {}) });
     }
-    await events;
-    clock.uninstall();
+    proxy.counts.clear();
+    ssm.counts.clear();
+    ssm.log.length = 0;
+    ssm.throttled = 0;
+
+    const { status, error, transitions, history } = await execute(options.input ?? {}, runId);
 
     // Report: read back from moto, add metrics, write locally and back to S3.
     const reportKey = `runs/${runId}/report/report.json`;
@@ -353,30 +429,35 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
 
     const finalStates = await ec2States(ec2, fleet.map((i) => i.instanceId));
     const batches = await readBatches(s3direct, bucketName, runId);
+    // The report's row when there is one (dry runs have WouldPatch / NotReady rows and no batches).
+    const reportRows = new Map<string, { instanceId: string; status: string; failedAt?: string; reason?: string }>(((report?.instances ?? []) as { instanceId: string; status: string; failedAt?: string; reason?: string }[]).map((r) => [r.instanceId, r]));
+    // Discovery leaves some out with a reason (running but SSM agent offline, ...): report.skipped.
+    const skippedRows = new Map(((report?.skipped ?? []) as { instanceId: string; reason?: string }[]).map((r) => [r.instanceId, { instanceId: r.instanceId, status: 'Skipped', reason: r.reason }]));
     const instances: InstanceOutcome[] = fleet.map((i) => {
       const p = batches.get(i.instanceId);
+      const row: { status: string; failedAt?: string; reason?: string } | undefined = reportRows.get(i.instanceId) ?? skippedRows.get(i.instanceId);
       return {
         instanceId: i.instanceId,
         name: i.name,
         platform: i.platform,
         initialState: i.initialState,
         finalState: finalStates.get(i.instanceId) ?? 'unknown',
-        status: p ? (p.status === 'failed' ? 'Failed' : 'Patched') : 'NotTargeted',
-        failedAt: p?.failedAt,
-        reason: p?.reason,
+        status: row?.status ?? (p ? (p.status === 'failed' ? 'Failed' : 'Patched') : 'NotTargeted'),
+        failedAt: p?.failedAt ?? (row?.failedAt || undefined),
+        reason: p?.reason ?? (row?.reason || undefined),
         stages: Object.fromEntries(Object.entries(p?.stages ?? {}).map(([k, v]) => [k, v.status])),
       };
     });
     for (const i of fleet) if (i.instanceDir) i.packages.packages = readPackageState(i.instanceDir).packages;
     const snapshots = new Map<string, { snapshotId: string; state: string; createdAt: number }[]>();
     for (const [id, m] of snapshotMeta) {
-      const inst = byId.get(m.instanceId);
-      const failed = inst && faultsFor(inst).some((f) => f.type === 'snapshot-fails');
       const list = snapshots.get(m.instanceId) ?? [];
-      list.push({ snapshotId: id, state: failed ? 'error' : clock.now() >= m.createdAt + snapshotMs ? 'completed' : 'pending', createdAt: m.createdAt });
+      list.push({ snapshotId: id, state: snapshotState(m).status, createdAt: m.createdAt });
       snapshots.set(m.instanceId, list);
     }
-    return { runId, status, error, outDir, report, instances, fleet, metrics, ssmLog: ssm.log, snapshots, notes: tpl.notes };
+    const runText = await getText(s3direct, bucketName, `runs/${runId}/run.json`);
+    const run = runText ? (JSON.parse(runText) as Record<string, unknown>) : undefined;
+    return { runId, status, error, outDir, report, instances, fleet, metrics, ssmLog: ssm.log, snapshots, notes: tpl.notes, run, executions, notifications };
   } finally {
     for (const c of cleanups) await c().catch(() => undefined);
   }

@@ -86,6 +86,14 @@ export interface SsmLogEntry {
   readonly instanceIds?: string[];
   readonly stage?: string;
   readonly error?: string;
+  readonly calendarNames?: string[];
+  readonly state?: string;
+}
+
+/** A simulated SSM Change Calendar: its state at any time of the run. */
+export interface CalendarSpec {
+  readonly state: 'OPEN' | 'CLOSED';
+  readonly nextTransitionTime?: string;
 }
 
 class SsmError extends Error {
@@ -103,6 +111,8 @@ export class SsmService {
   readonly log: SsmLogEntry[] = [];
   readonly counts = new Map<string, number>();
   throttled = 0;
+  /** Change calendars GetCalendarState knows, by name: any other name is InvalidDocument, as in SSM. */
+  readonly calendars = new Map<string, CalendarSpec>();
   private server?: http.Server;
   private throttleLeft: Map<string, number>;
   private running = 0;
@@ -192,6 +202,8 @@ export class SsmService {
         return this.cancelCommand(body);
       case 'DescribeInstanceInformation':
         return this.describeInstanceInformation(body);
+      case 'GetCalendarState':
+        return this.getCalendarState(body);
       default:
         throw new SsmError('InvalidAction', `the local SSM service does not implement ${op}`);
     }
@@ -358,6 +370,25 @@ export class SsmService {
     }
     this.log.push({ at: now, operation: 'CancelCommand', commandId: cmd.commandId, instanceIds: ids });
     return {};
+  }
+
+  private getCalendarState(body: Record<string, unknown>): unknown {
+    const names = body.CalendarNames;
+    if (!Array.isArray(names) || names.length === 0) throw new SsmError('ValidationException', "1 validation error detected: Value null at 'calendarNames' failed to satisfy constraint: Member must not be null");
+    const atTime = body.AtTime === undefined ? new Date(this.now()).toISOString() : String(body.AtTime);
+    if (Number.isNaN(Date.parse(atTime))) throw new SsmError('InvalidDocumentType', `AtTime ${atTime} is not an ISO 8601 time`);
+    let closed = false;
+    const transitions: string[] = [];
+    for (const raw of names.map(String)) {
+      // A calendar is named by its document name or its ARN (arn:aws:ssm:<region>:<account>:document/<name>).
+      const name = raw.replace(/^arn:[^:]+:ssm:[^:]*:[^:]*:document\//, '');
+      const cal = this.calendars.get(name);
+      if (!cal) throw new SsmError('InvalidDocument', `Calendar ${raw} does not exist`);
+      if (cal.state === 'CLOSED') closed = true;
+      if (cal.nextTransitionTime) transitions.push(cal.nextTransitionTime);
+    }
+    this.log.push({ at: this.now(), operation: 'GetCalendarState', calendarNames: names.map(String), state: closed ? 'CLOSED' : 'OPEN' });
+    return { State: closed ? 'CLOSED' : 'OPEN', AtTime: atTime, ...(transitions.length ? { NextTransitionTime: transitions.sort()[0] } : {}) };
   }
 
   private async describeInstanceInformation(body: Record<string, unknown>): Promise<unknown> {

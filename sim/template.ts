@@ -10,6 +10,10 @@ export interface ResolvedTemplate {
   readonly functions: Map<string, LambdaFunction>;
   /** Task state name -> function logical id (every Lambda task, nested ones included). */
   readonly taskFunctions: Map<string, string>;
+  /** Task state name -> resource, for tasks that call another service than Lambda (sns:publish, ...). */
+  readonly serviceTasks: Map<string, string>;
+  /** Lambda tasks with .waitForTaskToken: the execution waits for a callback (an approver's answer). */
+  readonly callbackTasks: Set<string>;
   readonly documents: Map<string, SsmDocument>;
   readonly bucketName: string;
   readonly notes: string[];
@@ -17,6 +21,8 @@ export interface ResolvedTemplate {
 
 export interface LambdaFunction {
   readonly logicalId: string;
+  /** The function's folder under lambda/ (normalize-input, discover, ...), from its construct path. */
+  readonly name: string;
   readonly arn: string;
   /** Folder of the bundled code (cdk.out/asset.<hash>). */
   readonly assetDir: string;
@@ -55,7 +61,11 @@ export function ensureTemplate(root: string, given?: string, log: (s: string) =>
   if (!fs.existsSync(file) || fs.statSync(file).mtimeMs < sourcesAt) {
     log('synthesizing: npx cdk synth --quiet');
     const res = spawnSync('npx', ['cdk', 'synth', '--quiet'], { cwd: root, encoding: 'utf-8', stdio: ['ignore', 'pipe', 'pipe'] });
-    if (res.status !== 0) throw new Error(`cdk synth failed (exit ${res.status}):\n${res.stderr || res.stdout}`);
+    if (res.status !== 0) {
+      // The error is at the end, after the bundling lines of every asset.
+      const text = `${res.stderr ?? ''}\n${res.stdout ?? ''}`.split('\n').filter((l) => !/^\s*(Bundling asset|\.\.\.|⚡ Done)/.test(l) && l.trim()).join('\n');
+      throw new Error(`cdk synth failed (exit ${res.status}):\n${text.slice(-3000)}`);
+    }
     if (!fs.existsSync(file)) throw new Error(`cdk synth did not write ${file}`);
   }
   return file;
@@ -160,8 +170,12 @@ export function resolveTemplate(templateFile: string, region: string, bucketName
     const asset = r.Metadata?.['aws:asset:path'];
     if (typeof asset !== 'string') continue; // CDK's own helper functions (no bundled asset)
     const env = (resolve((r.Properties?.Environment as { Variables?: Json } | undefined)?.Variables ?? {}) ?? {}) as Record<string, Json>;
+    const cdkPath = String(r.Metadata?.['aws:cdk:path'] ?? '');
+    const parts = cdkPath.split('/');
     functions.set(id, {
       logicalId: id,
+      // .../PatchPipeline/<name>/Resource
+      name: parts.length >= 2 && parts[parts.length - 1] === 'Resource' ? parts[parts.length - 2] : id,
       arn: attOf(id, 'Arn'),
       assetDir: path.resolve(outDir, asset),
       handler: String(r.Properties?.Handler ?? 'index.handler'),
@@ -171,6 +185,8 @@ export function resolveTemplate(templateFile: string, region: string, bucketName
 
   const byArn = new Map([...functions.values()].map((f) => [f.arn, f.logicalId]));
   const taskFunctions = new Map<string, string>();
+  const serviceTasks = new Map<string, string>();
+  const callbackTasks = new Set<string>();
   convertDistributedMaps(definition, notes);
   // aws-local-stepfunctions 3.0.0 writes an explicit ResultPath "$" to a field named "$"; the
   // default (no ResultPath) is the same thing in Step Functions, so the local copy drops it.
@@ -183,9 +199,15 @@ export function resolveTemplate(templateFile: string, region: string, bucketName
     let fnArn = resource;
     // Integration pattern arn:aws:states:::lambda:invoke carries the function in Parameters.FunctionName.
     if (resource.startsWith('arn:aws:states:::lambda:invoke')) fnArn = String(state.Parameters?.FunctionName ?? '');
+    if (!resource.startsWith('arn:aws:states:::lambda:invoke') && !resource.startsWith('arn:aws:lambda:')) {
+      // Other service integrations (sns:publish, ...): the runner serves the ones it knows.
+      serviceTasks.set(name, resource);
+      return;
+    }
     const id = byArn.get(fnArn.replace(/:\$LATEST$/, ''));
     if (!id) throw new Error(`task state "${name}" calls ${resource}, which is no bundled Lambda function of the template`);
     taskFunctions.set(name, id);
+    if (resource.endsWith('.waitForTaskToken')) callbackTasks.add(name);
   });
 
   const documents = new Map<string, SsmDocument>();
@@ -203,7 +225,7 @@ export function resolveTemplate(templateFile: string, region: string, bucketName
       content,
     });
   }
-  return { definition, functions, taskFunctions, documents, bucketName, notes };
+  return { definition, functions, taskFunctions, serviceTasks, callbackTasks, documents, bucketName, notes };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -2,6 +2,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import type { FreezeState } from '../change-freeze/change-freeze';
+import { ApprovalGroupResult } from '../shared/approvals';
 import { errorMessage } from '../shared/errors';
 import { areaPrefix, batchKey, compareKey, failedKey, reportCsvKey, reportJsonKey, restoreKey, runDocumentKey } from '../shared/keys';
 import { logger } from '../shared/logger';
@@ -18,6 +19,19 @@ import {
   StageSpec,
   TargetInstance,
 } from '../shared/types';
+import {
+  ApprovalColumns,
+  ApprovalReport,
+  ApprovalVerdict,
+  approvalVerdict,
+  loadApprovals,
+  NO_APPROVALS,
+  notEligible,
+  notRequested,
+  RunApprovals,
+} from './reboot-approvals';
+
+export type { ApprovalOutcome, ApprovalReport } from './reboot-approvals';
 
 /** The workflow starts every run with `error: {}` (no error yet); a Catch fills in Error and Cause. */
 export const isError = (e: PipelineError | undefined | null): e is PipelineError => Boolean(e && e.Error);
@@ -35,6 +49,8 @@ export interface ReportInput {
   readonly config?: RunConfig;
   readonly stages: StageSpec[];
   readonly batchResults?: BatchResult[];
+  /** How each group of the reboot-approval Map ended ({groupId, outcome} or {groupId, error}). */
+  readonly approvalResults?: ApprovalGroupResult[];
   /** A pipeline error caught by the workflow (discover or the batch Map failed). */
   readonly error?: PipelineError;
   /** An error caught around the restore gate. */
@@ -56,6 +72,13 @@ export interface ReportTotals {
   readonly wouldPatch: number;
   /** Dry run: targets a real run would skip at discovery (e.g. a volume in state error). */
   readonly notReady: number;
+  /** Patched, but the reboot was never requested (rejected, timed out, no approver, not requested): never silent. */
+  readonly rebootsDeferred: number;
+  /** Back online after the approved reboot. */
+  readonly rebooted: number;
+  /** The verify document passed after the reboot. */
+  readonly verified: number;
+  readonly verifyFailed: number;
 }
 
 /** Small on purpose: it goes into the execution state. */
@@ -70,7 +93,7 @@ export interface ReportOutput extends ReportTotals {
 /** WouldPatch / NotReady: dry run only, where nothing is processed and the readiness is the result. */
 export type InstanceReportStatus = 'Patched' | 'Failed' | 'Skipped' | 'NotReached' | 'WouldPatch' | 'NotReady';
 
-export interface InstanceReport {
+export interface InstanceReport extends ApprovalColumns {
   readonly instanceId: string;
   readonly name: string;
   readonly platform: string;
@@ -119,6 +142,8 @@ export interface RunReport {
   readonly stages: StageSummary[];
   readonly instances: InstanceReport[];
   readonly skipped: SkippedInstance[];
+  /** One per reboot-approval group (without its task token or approval id). */
+  readonly approvals: ApprovalReport[];
   readonly errors: string[];
 }
 
@@ -141,12 +166,26 @@ export const REPORT_FIXED_COLUMNS = [
   'reason',
 ] as const;
 
-/** The CSV header: fixed columns, two per stage in pipeline order, then the update counts. */
+/** The reboot-approval outcome, after the update counts so the earlier columns keep their positions. */
+export const REPORT_APPROVAL_COLUMNS = [
+  'approval',
+  'approver',
+  'decided_by',
+  'decided_at',
+  'decided_from',
+  'reboot_status',
+  'reboot_reason',
+  'verify_status',
+  'verify_reason',
+] as const;
+
+/** The CSV header: fixed columns, two per stage in pipeline order, the update counts, then the approval columns. */
 export const reportColumns = (stageIds: readonly string[]): string[] => [
   ...REPORT_FIXED_COLUMNS,
   ...stageIds.flatMap((id) => [`${id}_status`, `${id}_reason`]),
   'updates_installed',
   'updates_failed',
+  ...REPORT_APPROVAL_COLUMNS,
 ];
 
 /** Parallel S3 reads per report, well under S3's per-prefix rates. */
@@ -173,6 +212,7 @@ export async function report(event: ReportInput, deps: ReportDeps): Promise<Repo
   const window = (event.config ?? run?.config)?.window ?? '';
 
   let instances: InstanceReport[] = [];
+  let approvals: RunApprovals = NO_APPROVALS;
   if (freeze) {
     // Nothing to read: discover did not run.
   } else if (!run) {
@@ -181,7 +221,7 @@ export async function report(event: ReportInput, deps: ReportDeps): Promise<Repo
     // No batch was processed, so there is no batch document, restore or CSV to read.
     instances = run.targets.map((t) => dryRunReport(t, stages));
   } else {
-    instances = await instanceReports(deps.s3, event, run, stages, errors);
+    ({ instances, approvals } = await instanceReports(deps.s3, event, run, stages, errors));
   }
   const skipped = run?.skipped ?? [];
 
@@ -196,6 +236,10 @@ export async function report(event: ReportInput, deps: ReportDeps): Promise<Repo
     updatesFailed: sum(instances.map((i) => i.updatesFailed)),
     wouldPatch: instances.filter((i) => i.status === 'WouldPatch').length,
     notReady: instances.filter((i) => i.status === 'NotReady').length,
+    rebootsDeferred: instances.filter((i) => i.rebootDeferred).length,
+    rebooted: instances.filter((i) => i.rebootStatus === 'Success').length,
+    verified: instances.filter((i) => i.verifyStatus === 'Success').length,
+    verifyFailed: instances.filter((i) => i.verifyStatus === 'Failed').length,
   };
   const stageSummaries: StageSummary[] = stages.map((s) => {
     const statuses = instances.map((i) => i.stages[s.id]?.status);
@@ -214,6 +258,7 @@ export async function report(event: ReportInput, deps: ReportDeps): Promise<Repo
     stages: stageSummaries,
     instances,
     skipped,
+    approvals: approvals.groups,
     errors,
   };
   const reportKey = reportJsonKey(runId);
@@ -253,6 +298,8 @@ function dryRunReport(t: TargetInstance, stages: Pick<StageSpec, 'id'>[]): Insta
     stages: Object.fromEntries(stages.map((s) => [s.id, { status: 'NotRun' as const, reason: '' }])),
     updatesInstalled: 0,
     updatesFailed: 0,
+    // A dry run reboots nothing and asks nobody.
+    ...notRequested(),
   };
 }
 
@@ -262,7 +309,7 @@ async function instanceReports(
   run: RunDocument,
   stages: Pick<StageSpec, 'id'>[],
   errors: string[],
-): Promise<InstanceReport[]> {
+): Promise<{ instances: InstanceReport[]; approvals: RunApprovals }> {
   const { runId, bucket } = event;
   const batchIds = [...new Set([...run.batches.map((b) => b.batchId), ...run.targets.map((t) => t.batchId).filter((b): b is string => !!b)])];
   const batches = new Map<string, BatchDocument>();
@@ -281,7 +328,18 @@ async function instanceReports(
   const failedUpdates = await countRows(s3, bucket, areaPrefix(runId, 'failed'), errors);
   const batchErrors = new Map((event.batchResults ?? []).filter((r) => r.error).map((r) => [r.batchId, r.error!]));
 
-  return run.targets.map((t) => {
+  // 'skip' writes no record: nothing to list.
+  const skipMode = (event.config ?? run.config)?.approval?.mode === 'skip';
+  const approvals = skipMode ? NO_APPROVALS : await loadApprovals(s3, bucket, runId, event.approvalResults ?? [], errors, forEach, describeError);
+  const notRequestedWhy = skipMode
+    ? 'approval mode is skip'
+    : approvals.groups.length > 0
+      ? 'the instance is in no approval group'
+      : isError(event.error)
+        ? `the run ended before the approval phase: pipeline error: ${describeError(event.error)}`
+        : 'the run ended before the approval phase';
+
+  const instances = run.targets.map((t) => {
     const bid = t.batchId ?? batchOf.get(t.instanceId);
     const progress = bid ? batches.get(bid)?.instances[t.instanceId] : undefined;
     return instanceReport(t, progress, stages, {
@@ -289,15 +347,24 @@ async function instanceReports(
       installed: installed.get(compareKey(runId, t.instanceId)) ?? 0,
       failed: failedUpdates.get(failedKey(runId, t.instanceId)) ?? 0,
       notReachedReason: notReachedReason(bid, batchErrors, isError(event.error) ? event.error : undefined),
+      approval: (patched) => (patched ? approvalVerdict(approvals.byInstance.get(t.instanceId), notRequestedWhy) : undefined),
     });
   });
+  return { instances, approvals };
 }
 
 function instanceReport(
   t: TargetInstance,
   p: InstanceProgress | undefined,
   stages: Pick<StageSpec, 'id'>[],
-  extra: { finalState: string; installed: number; failed: number; notReachedReason: string },
+  extra: {
+    finalState: string;
+    installed: number;
+    failed: number;
+    notReachedReason: string;
+    /** The approval phase's verdict on an instance that finished every stage. */
+    approval: (patched: boolean) => ApprovalVerdict | undefined;
+  },
 ): InstanceReport {
   const stageReports = Object.fromEntries(
     stages.map((s) => {
@@ -319,6 +386,11 @@ function instanceReport(
     status = 'NotReached';
     reason = p ? extra.notReachedReason : `no progress recorded for this instance; ${extra.notReachedReason}`;
   }
+  let approval: ApprovalColumns = notEligible();
+  const verdict = extra.approval(status === 'Patched');
+  if (verdict) {
+    ({ status, failedAt, reason, ...approval } = verdict);
+  }
   return {
     instanceId: t.instanceId,
     name: t.name,
@@ -334,6 +406,7 @@ function instanceReport(
     stages: stageReports,
     updatesInstalled: extra.installed,
     updatesFailed: extra.failed,
+    ...approval,
   };
 }
 
@@ -379,6 +452,7 @@ function toCsv(stageIds: string[], instances: InstanceReport[], skipped: Skipped
     ])),
     updates_installed: i.updatesInstalled,
     updates_failed: i.updatesFailed,
+    ...approvalCells(i),
   }));
   for (const s of skipped) {
     rows.push({
@@ -390,9 +464,24 @@ function toCsv(stageIds: string[], instances: InstanceReport[], skipped: Skipped
       ...Object.fromEntries(stageIds.map((id) => [`${id}_status`, 'NotRun'])),
       updates_installed: 0,
       updates_failed: 0,
+      ...approvalCells(notEligible()),
     });
   }
   return stringify(rows, { header: true, columns: reportColumns(stageIds) });
+}
+
+function approvalCells(a: ApprovalColumns): Record<(typeof REPORT_APPROVAL_COLUMNS)[number], string> {
+  return {
+    approval: a.approval,
+    approver: a.approver,
+    decided_by: a.decidedBy,
+    decided_at: a.decidedAt,
+    decided_from: a.decidedFrom,
+    reboot_status: a.rebootStatus,
+    reboot_reason: a.rebootReason,
+    verify_status: a.verifyStatus,
+    verify_reason: a.verifyReason,
+  };
 }
 
 /** "Error: message", with a Lambda error's JSON Cause reduced to its errorMessage. */

@@ -103,3 +103,12 @@ export const approvalsPrefix = (runId: string): string => `runs/${runId}/approva
 /** Group ids sort in order: a000, a001, ...; chunk ids: a000-0, a000-1, ... */
 export const groupId = (index: number): string => `a${String(index).padStart(3, '0')}`;
 export const chunkId = (group: string, index: number): string => `${group}-${index}`;
+
+/** One item of $.approvalResults: how one group's branch of the approval Map ended. */
+export interface ApprovalGroupResult {
+  readonly groupId: string;
+  /** 'rebooted', 'deferred' or 'no-approver' when the branch ended normally. */
+  readonly outcome?: string;
+  /** The Catch output when the branch ended with an error. */
+  readonly error?: { readonly Error?: string; readonly Cause?: string };
+}

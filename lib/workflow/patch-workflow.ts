@@ -1,9 +1,11 @@
 import { Duration } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { StageDefinition } from '../stages';
+import { ApprovalPhase } from './approval-phase';
 import { Gate, THROTTLING_ERRORS } from './gate';
 
 /** The functions the workflow calls, one per step kind. */
@@ -15,6 +17,8 @@ export interface PatchWorkflowFunctions {
   readonly snapshot: lambda.IFunction;
   readonly runStage: lambda.IFunction;
   readonly checkStage: lambda.IFunction;
+  readonly approval: lambda.IFunction;
+  readonly reboot: lambda.IFunction;
   readonly report: lambda.IFunction;
 }
 
@@ -22,8 +26,12 @@ export interface PatchWorkflowProps {
   readonly functions: PatchWorkflowFunctions;
   /** The document stages, in order. */
   readonly stages: readonly StageDefinition[];
+  /** The stage run after an approved reboot. */
+  readonly verifyStage: StageDefinition;
   /** Deployed document name of each document of ssm-documents/, by file name. */
   readonly documentNames: Readonly<Record<string, string>>;
+  /** Where approval requests are published. */
+  readonly approvalTopic: sns.ITopic;
 }
 
 /** What every task of a run receives: the run reference, never the fleet. */
@@ -49,6 +57,7 @@ export class PatchWorkflow extends Construct {
       ...RUN_REF,
       stages: props.stages.map((s) => ({ id: s.id, title: s.title })),
       'batchResults.$': '$.batchResults',
+      'approvalResults.$': '$.approvalResults',
       'error.$': '$.error',
       'restoreError.$': '$.restoreError',
       'freeze.$': '$.freeze',
@@ -83,14 +92,14 @@ export class PatchWorkflow extends Construct {
     const normalize = this.task('Normalize', fns.normalizeInput, 'Normalize input', {
       'input.$': '$$.Execution.Input',
       'executionName.$': '$$.Execution.Name',
-      stages: stageIds,
+      stages: [...stageIds, props.verifyStage.id],
     });
     const invalid = new sfn.Fail(this, 'InvalidInput', { stateName: 'Invalid input', errorPath: '$.error', causePath: '$.cause' });
     // Every path reads these keys, so they exist from the start (JSONPath fails on a missing key).
     const start = new sfn.Pass(this, 'StartRun', {
       stateName: 'Start run',
       // {} rather than null: "no error yet" (a Catch fills in Error and Cause); null is not a value for every engine.
-      parameters: { ...RUN_REF, batchResults: [], error: {}, restoreError: {}, freeze: { frozen: false } },
+      parameters: { ...RUN_REF, batchResults: [], approvalResults: [], error: {}, restoreError: {}, freeze: { frozen: false } },
     });
     const checkFreeze = this.task('ChangeFreezeCheck', fns.changeFreeze, 'Check change calendar', RUN_REF, '$.freeze');
     const discover = this.task('Discover', fns.discover, 'Discover targets', { ...RUN_REF, stages: stageIds }, '$.discovery');
@@ -146,6 +155,18 @@ export class PatchWorkflow extends Construct {
 
     checkFreeze.addCatch(restoreAndReport, { resultPath: '$.error' });
     discover.addCatch(restoreAndReport, { resultPath: '$.error' });
+    const verifyDocumentName = props.documentNames[props.verifyStage.document];
+    if (!verifyDocumentName) throw new Error(`the verify stage uses document ${props.verifyStage.document}, which is not deployed`);
+    const approvals = new ApprovalPhase(this, 'Approvals', {
+      approvalFunction: fns.approval,
+      rebootFunction: fns.reboot,
+      runStageFunction: fns.runStage,
+      checkStageFunction: fns.checkStage,
+      topic: props.approvalTopic,
+      verifyStage: props.verifyStage,
+      verifyDocumentName,
+      onError: restoreAndReport,
+    });
     batches.addCatch(restoreAndReport, { resultPath: '$.error' });
 
     this.definition = sfn.Chain.start(normalize).next(
@@ -160,7 +181,7 @@ export class PatchWorkflow extends Construct {
                   // A dry run reports what would be patched; nothing was started, so nothing to restore.
                   new sfn.Choice(this, 'DryRun', { stateName: 'Dry run?' })
                     .when(sfn.Condition.booleanEquals('$.config.dryRun', true), report)
-                    .otherwise(batches.next(restoreAndReport)),
+                    .otherwise(batches.next(approvals).next(restoreAndReport)),
                 ),
               ),
           ),

@@ -1,3 +1,4 @@
+import { DEFAULT_APPROVAL } from '../../lambda/shared/approvals';
 import { RunConfig } from '../../lambda/shared/types';
 
 /**
@@ -24,6 +25,7 @@ export function testConfig(overrides: Partial<RunConfig> = {}): RunConfig {
     changeCalendarName: '',
     dryRun: false,
     window: '',
+    approval: { ...DEFAULT_APPROVAL },
     ...overrides,
   };
 }

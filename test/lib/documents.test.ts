@@ -1,5 +1,5 @@
 import { DOCUMENT_NAMES, documentScript, interpolateParameters, loadDocumentContent } from '../../lib/documents';
-import { STAGES } from '../../lib/stages';
+import { STAGES, VERIFY_STAGE } from '../../lib/stages';
 import { COMMON_DOCUMENT_PARAMETERS, documentParameters } from '../../lambda/shared/document-parameters';
 import { areaPrefix, markerPrefix } from '../../lambda/shared/keys';
 import { StageSpec } from '../../lambda/shared/types';
@@ -27,6 +27,9 @@ interface Content {
 const content = (name: string): Content => loadDocumentContent(name) as unknown as Content;
 const RUN_ID = 'run-2026-11-28T21-00';
 
+/** Every stage that runs a document: the six batch stages, then verify after an approved reboot. */
+const ALL_STAGES = [...STAGES, VERIFY_STAGE];
+
 const config = testConfig({
   targetTags: { PatchGroup: ['prod'] },
   batchConcurrency: 2,
@@ -39,10 +42,10 @@ const config = testConfig({
 /** Realistic values per parameter: what documentParameters sends for every stage, and more. */
 const REALISTIC: Record<string, string[]> = {
   RunId: [RUN_ID, 'a', 'nightly_2026_11_28', 'x'.repeat(80)],
-  Stage: STAGES.map((s) => s.id),
+  Stage: ALL_STAGES.map((s) => s.id),
   Bucket: ['patch-pipeline-123456789012-eu-west-1', 'my.bucket.name', 'abc'],
   Region: ['eu-west-1', 'us-east-1', 'us-gov-west-1', 'ap-southeast-2', 'il-central-1'],
-  MarkerPrefix: STAGES.map((s) => markerPrefix(RUN_ID, s.id)),
+  MarkerPrefix: ALL_STAGES.map((s) => markerPrefix(RUN_ID, s.id)),
   ApplicationTagKey: ['Application', 'app:name', 'cost-center.app'],
   OwnerTagKey: ['Owner', 'owner_email'],
   ExecutionTimeout: ['1', '600', '3600', '7200', '99999', '172800'],
@@ -50,6 +53,10 @@ const REALISTIC: Record<string, string[]> = {
   OutputPrefix: ['inventory/pre', 'inventory/post', 'compare', 'failed'].map((a) => areaPrefix(RUN_ID, a)),
   PrePrefix: [areaPrefix(RUN_ID, 'inventory/pre')],
   PostPrefix: [areaPrefix(RUN_ID, 'inventory/post')],
+  RebootedAfter: ['2026-11-28T22:09:50.123Z', '2026-11-28T22:09:50Z', '2027-02-28T00:00:00.5Z'],
+  ServiceNames: ['', 'W3SVC', 'W3SVC,MSSQLSERVER,AmazonSSMAgent', 'my_svc.1-a@x'],
+  SystemdUnits: ['', 'nginx', 'nginx.service,php-fpm.service', 'app-worker@1.service', 'sys-devices-x:y.device'],
+  HealthUrl: ['', 'http://localhost', 'http://localhost/health', 'http://127.0.0.1:8080/api/v1/health', 'http://localhost:80/a%20b/~x'],
 };
 
 const INJECTIONS = [
@@ -71,14 +78,26 @@ const INJECTIONS = [
 
 const matches = (pattern: string, value: string): boolean => new RegExp(pattern).test(value);
 
+
+/** Parameters known only at run time (StageTaskInput.extraParameters), by document. */
+const RUNTIME_PARAMETERS: Record<string, Record<string, string>> = {
+  verify: { RebootedAfter: '2026-11-28T22:09:50.123Z', ServiceNames: 'W3SVC,MSSQLSERVER', SystemdUnits: 'nginx.service', HealthUrl: 'http://localhost:8080/health' },
+};
+
 describe('documents', () => {
   test('one document per distinct stage document, in stage order', () => {
-    expect(DOCUMENT_NAMES).toEqual(['agent-update', 'inventory', 'patch', 'compare', 'failed-check']);
+    expect(DOCUMENT_NAMES).toEqual(['agent-update', 'inventory', 'patch', 'compare', 'failed-check', 'verify']);
+  });
+
+  test('verify is deployed but not a batch stage', () => {
+    expect(STAGES.map((s) => s.id)).not.toContain('verify');
+    expect(VERIFY_STAGE).toEqual({ id: 'verify', title: 'Verify health after reboot', document: 'verify', parameters: {}, prefixes: {}, timeoutSeconds: 900, outputs: [] });
   });
 
   describe.each(DOCUMENT_NAMES)('%s', (name) => {
     const doc = content(name);
-    const stages = STAGES.filter((s) => s.document === name);
+    const stages = ALL_STAGES.filter((s) => s.document === name);
+    const runtime = RUNTIME_PARAMETERS[name] ?? {};
 
     test('is a schema 2.2 Command document with nothing the service would reject', () => {
       expect(doc.schemaVersion).toBe('2.2');
@@ -117,6 +136,7 @@ describe('documents', () => {
       for (const stage of stages) {
         for (const p of [...Object.keys(stage.parameters), ...Object.keys(stage.prefixes)]) expected.add(p);
       }
+      for (const p of Object.keys(runtime)) expected.add(p);
       expect(new Set(Object.keys(doc.parameters))).toEqual(expected);
       for (const [pName, spec] of Object.entries(doc.parameters)) {
         expect([pName, spec.type]).toEqual([pName, 'String']);
@@ -128,7 +148,7 @@ describe('documents', () => {
     test('accepts every value the pipeline sends for its stages', () => {
       for (const stage of stages) {
         const spec: StageSpec = { id: stage.id, title: stage.title, documentName: `PatchPipeline-${name}`, parameters: { ...stage.parameters }, prefixes: { ...stage.prefixes } };
-        const sent = documentParameters(RUN_ID, 'patch-pipeline-123456789012-eu-west-1', config, spec);
+        const sent = documentParameters(RUN_ID, 'patch-pipeline-123456789012-eu-west-1', config, spec, runtime);
         expect(Object.keys(sent).sort()).toEqual(Object.keys(doc.parameters).sort());
         for (const [pName, [value]] of Object.entries(sent)) {
           expect([pName, value, matches(doc.parameters[pName].allowedPattern!, value)]).toEqual([pName, value, true]);
@@ -142,6 +162,8 @@ describe('documents', () => {
           expect([pName, value, matches(spec.allowedPattern!, value)]).toEqual([pName, value, true]);
         }
         for (const value of INJECTIONS) {
+          // An optional parameter ('' default) accepts '', which means "none".
+          if (value === '' && spec.default === '') continue;
           expect([pName, value, matches(spec.allowedPattern!, value)]).toEqual([pName, value, false]);
         }
       }
@@ -173,6 +195,35 @@ describe('documents', () => {
       expect(refs).toHaveLength(names.length);
       for (const line of refs) expect(line).toMatch(/^(\$script:)?[A-Za-z_]+ = '\{\{ [A-Za-z]+ \}\}'$|^[A-Z_]+='\{\{ [A-Za-z]+ \}\}'$/);
     }
+  });
+
+  describe('verify parameters', () => {
+    const params = content('verify').parameters;
+
+    test('RebootedAfter is a UTC ISO 8601 time, required (no default)', () => {
+      expect(params.RebootedAfter.default).toBeUndefined();
+      for (const bad of ['2026-11-28T22:09:50+01:00', '2026-11-28 22:09:50Z', '2026-11-28T22:09:50', '2026-13-01T00:00:00Z', '2026-11-28T24:00:00Z', '2026-11-28T22:09:50.1234Z', '1764367790']) {
+        expect([bad, matches(params.RebootedAfter.allowedPattern!, bad)]).toEqual([bad, false]);
+      }
+    });
+
+    test('the health checks default to none', () => {
+      for (const name of ['ServiceNames', 'SystemdUnits', 'HealthUrl']) expect([name, params[name].default]).toEqual([name, '']);
+    });
+
+    test('HealthUrl only reaches the instance itself, over plain http, without a query', () => {
+      for (const bad of ['http://example.com/health', 'https://localhost/health', 'http://localhost.evil.com/', 'http://127.0.0.2/', 'http://localhost/health?x=1&y=2', 'http://user@localhost/', 'file:///etc/passwd', 'http://localhost/a b']) {
+        expect([bad, matches(params.HealthUrl.allowedPattern!, bad)]).toEqual([bad, false]);
+      }
+    });
+
+    test('service and unit lists refuse option-like and separator-laden names', () => {
+      for (const name of ['ServiceNames', 'SystemdUnits']) {
+        for (const bad of ['-h', 'nginx,--now', 'a,,b', 'a,', ',a', 'a, b', 'MSSQL$SQLEXPRESS', 'a/b', 'a\\b', 'a*']) {
+          expect([name, bad, matches(params[name].allowedPattern!, bad)]).toEqual([name, bad, false]);
+        }
+      }
+    });
   });
 
   test('interpolateParameters pastes values the way the agent does', () => {

@@ -77,12 +77,16 @@ describe('PatchPipeline', () => {
 
   test.each([
     ['normalize-input', ['logs:CreateLogStream', 'logs:PutLogEvents', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
-    ['discover', ['ec2:DescribeInstances', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:PutObject', 'ssm:DescribeInstanceInformation', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
+    ['discover', ['ec2:DescribeInstances', 'ec2:DescribeVolumes', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:PutObject', 'ssm:DescribeInstanceInformation', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
     ['power', ['ec2:DescribeInstances', 'ec2:StartInstances', 'ec2:StopInstances', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:PutObject', 'ssm:DescribeInstanceInformation', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
     ['snapshot', ['ec2:CreateSnapshots', 'ec2:CreateTags', 'ec2:DescribeSnapshots', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:PutObject', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
     ['run-stage', ['logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:PutObject', 'ssm:SendCommand', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
     ['check-stage', ['logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 's3:PutObject', 'ssm:CancelCommand', 'ssm:ListCommandInvocations', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
     ['report', ['logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 's3:PutObject', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
+    ['change-freeze', ['logs:CreateLogStream', 'logs:PutLogEvents', 'ssm:GetCalendarState', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
+    ['reboot', ['ec2:DescribeInstances', 'ec2:RebootInstances', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 's3:PutObject', 'ssm:DescribeInstanceInformation', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
+    ['approval', ['ec2:DescribeInstances', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 's3:PutObject', 'secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'ssm:GetParameter', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
+    ['approval-endpoint', ['logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 's3:PutObject', 'secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'ssm:GetParameter', 'states:SendTaskFailure', 'states:SendTaskSuccess', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']],
   ])('grants %s exactly the actions its code calls', (fn, actions) => {
     expect([...new Set(actionsOf(fn))]).toEqual(actions);
   });
@@ -107,7 +111,7 @@ describe('PatchPipeline', () => {
 
   test('passes the deployed defaults to the functions', () => {
     const fns = template.findResources('AWS::Lambda::Function', { Properties: { Environment: { Variables: { PIPELINE_DEFAULTS: Match.anyValue() } } } });
-    expect(Object.keys(fns).length).toBe(7);
+    expect(Object.keys(fns).length).toBe(11);
     const defaults = JSON.parse((Object.values(fns)[0] as any).Properties.Environment.Variables.PIPELINE_DEFAULTS);
     expect(defaults).toMatchObject({ targetTags: { PatchGroup: ['default'] }, batchSize: 50, stageTimeouts: { patch: 7200 } });
   });
@@ -118,6 +122,58 @@ describe('PatchPipeline', () => {
       expect(f.Properties.Runtime).toMatch(/^nodejs(2[2-9]|[3-9]\d)\.x$/);
       expect(f.Properties.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
     }
+  });
+
+  test('lets the approval endpoint write decisions only, and answer task tokens of this state machine only', () => {
+    const put = statementsOf('approval-endpoint').find((s) => s.Action === 's3:PutObject');
+    expect(JSON.stringify(put.Resource)).toMatch(/\/runs\/\*\/approvals\/\*"/);
+    const respond = statementsOf('approval-endpoint').find((s) => String(s.Action).includes('SendTaskSuccess'));
+    expect(respond.Resource).toEqual({ Ref: expect.stringMatching(/^PatchPipelineStateMachine/) });
+  });
+
+  test('publishes approval requests on an encrypted topic and serves the endpoint as a function URL', () => {
+    template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+    template.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'NONE' });
+    template.hasResourceProperties('AWS::SecretsManager::Secret', { GenerateSecretString: Match.objectLike({ PasswordLength: 64 }) });
+  });
+
+  test('creates one schedule per patch window, in its time zone, that may start this state machine only', () => {
+    const { template: t } = synthStack({
+      pipeline: {
+        patchWindows: [
+          { name: 'dev-tuesday', schedule: 'cron(0 22 ? * TUE *)', timeZone: 'Europe/Paris', flexibleWindowMinutes: 15, input: { targets: { tags: { PatchGroup: ['dev'] } } } },
+          { name: 'prod-sunday', schedule: 'cron(0 3 ? * SUN *)', timeZone: 'America/New_York' },
+        ],
+      },
+    });
+    t.resourceCountIs('AWS::Scheduler::Schedule', 2);
+    t.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(0 22 ? * TUE *)',
+      ScheduleExpressionTimezone: 'Europe/Paris',
+      FlexibleTimeWindow: { Mode: 'FLEXIBLE', MaximumWindowInMinutes: 15 },
+      Target: Match.objectLike({ Input: JSON.stringify({ targets: { tags: { PatchGroup: ['dev'] } }, window: 'dev-tuesday' }) }),
+    });
+    t.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpressionTimezone: 'America/New_York',
+      FlexibleTimeWindow: { Mode: 'OFF' },
+    });
+    const roles = t.findResources('AWS::IAM::Role', { Properties: { AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Principal: { Service: 'scheduler.amazonaws.com' } })] } } });
+    const roleIds = Object.keys(roles);
+    expect(roleIds).toHaveLength(1);
+    const statements = Object.values(t.findResources('AWS::IAM::Policy'))
+      .filter((p: any) => p.Properties.Roles.some((r: any) => r.Ref === roleIds[0]))
+      .flatMap((p: any) => p.Properties.PolicyDocument.Statement);
+    expect(statements).toEqual([{ Action: 'states:StartExecution', Effect: 'Allow', Resource: { Ref: expect.stringMatching(/^PatchPipelineStateMachine/) } }]);
+  });
+
+  test.each([
+    [{ name: 'bad name!', schedule: 'cron(0 22 ? * TUE *)' }, /patchWindows\[0\]\.name is "bad name!"/],
+    [{ name: 'w', schedule: 'rate(1 day)' }, /patchWindows\[0\]\.schedule is "rate\(1 day\)": use a six-field cron expression/],
+    [{ name: 'w', schedule: 'cron(0 22 ? * TUE *)', timeZone: 'Mars/Olympus' }, /timeZone is "Mars\/Olympus": use an IANA time zone/],
+    [{ name: 'w', schedule: 'cron(0 22 ? * TUE *)', flexibleWindowMinutes: 5000 }, /flexibleWindowMinutes is 5000/],
+  ])('fails on a patch window that could never start a run (%#)', (window, message) => {
+    const stack = new Stack(new App(), 'Bad');
+    expect(() => new PatchPipeline(stack, 'P', { patchWindows: [window] })).toThrow(message);
   });
 
   test('fails when the defaults ask for more than 50 instances per batch', () => {

@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { DOCUMENTS_DIR } from '../../lib/documents';
 import { formatFinding, lintDocumentScripts, lintPowerShellFile, lintShellFile } from '../../scripts/lint-scripts';
 
 describe('lint-scripts', () => {
@@ -13,6 +14,22 @@ describe('lint-scripts', () => {
   test('finds nothing in the document scripts, standalone and inlined', () => {
     const findings = lintDocumentScripts();
     expect(findings.map(formatFinding)).toEqual([]);
+  });
+
+  test('lints the verify document too, standalone and inlined', () => {
+    // Given a copy of the documents whose verify scripts are broken
+    const docs = path.join(dir, 'documents');
+    cpSync(DOCUMENTS_DIR, docs, { recursive: true });
+    appendFileSync(path.join(docs, 'verify.sh'), 'rm -rf $PP_WORK/*\n');
+    appendFileSync(path.join(docs, 'verify.ps1'), 'if ($x -eq 1 {\n');
+    // When linted, both scripts are reported, on their own and as inlined into the document
+    const files = new Set(lintDocumentScripts(docs).map((f) => f.file));
+    expect([...files].filter((f) => f.includes('verify')).sort()).toEqual([
+      path.relative(process.cwd(), path.join(docs, 'verify.ps1')),
+      path.relative(process.cwd(), path.join(docs, 'verify.sh')),
+      'verify (inlined linux)',
+      'verify (inlined windows)',
+    ].sort());
   });
 
   test('reports a broken shell script with its line', () => {

@@ -1,73 +1,99 @@
 import { simulate, SimResult } from '../../sim/simulate';
 import { Scenario } from '../../sim/scenario';
+import { expectStatus, STAGES } from './helpers';
 
 // End-to-end: the synthesized workflow, the bundled Lambdas, moto and the local SSM service.
-// Each run starts and stops its own moto. Fleet of 4: 0 Linux running, 1 Windows, 2 Linux stopped, 3 ...
+// Each run starts and stops its own moto. Fleet of 4 (seed 7): Windows and Linux, one stopped.
 const base: Scenario = { instances: 4, windows: 0.5, stopped: 0.25, seed: 7, snapshotSeconds: 60 };
 
 async function run(faults: Scenario['faults'] = [], name = 'e2e'): Promise<SimResult> {
   return simulate({ scenario: { ...base, faults }, runId: `${name}-${Date.now()}`, outDir: `/tmp/pp-sim-test/${name}` });
 }
 
+interface Row {
+  instanceId: string;
+  status: string;
+  failedAt: string;
+  reason: string;
+}
+const reportRow = (r: SimResult, instanceId: string): Row | undefined => ((r.report?.instances ?? []) as Row[]).find((x) => x.instanceId === instanceId);
+
+/** The faulty instance (if any) failed, every other one is Patched, power states restored, report written. */
 function expectOthersPatched(r: SimResult, faulty: number): void {
+  expectStatus(r, 'SUCCEEDED');
+  expect(r.report).toBeDefined();
   r.instances.forEach((i, k) => {
     if (k !== faulty) expect({ name: i.name, status: i.status }).toEqual({ name: i.name, status: 'Patched' });
-    // Power states restored: stopped ones are stopped again.
-    expect({ name: i.name, state: i.initialState === 'stopped' ? i.finalState : 'any' }).toEqual({ name: i.name, state: i.initialState === 'stopped' ? 'stopped' : 'any' });
+    // Power states restored: stopped ones are stopped again, running ones still run.
+    if (i.finalState !== 'terminated') expect({ name: i.name, state: i.finalState }).toEqual({ name: i.name, state: i.initialState });
+    // Every instance has its row in the report.
+    expect({ name: i.name, row: reportRow(r, i.instanceId)?.status }).toEqual({ name: i.name, row: i.status });
   });
-  expect(r.report).toBeDefined();
+}
+
+function expectFailed(r: SimResult, k: number, failedAt: string, reason: RegExp): void {
+  const i = r.instances[k];
+  expect({ status: i.status, failedAt: i.failedAt }).toEqual({ status: 'Failed', failedAt });
+  expect(i.reason).toMatch(reason);
+  expect(reportRow(r, i.instanceId)).toMatchObject({ status: 'Failed', failedAt });
 }
 
 describe('simulate', () => {
   test('patches every instance, stage by stage, after a completed snapshot', async () => {
     const r = await run([], 'happy');
-    expect(r.status).toBe('SUCCEEDED');
     expectOthersPatched(r, -1);
-    const stages = ['agent-update', 'pre-inventory', 'patch', 'post-inventory', 'compare', 'failed-check'];
-    for (const i of r.instances) expect(Object.keys(i.stages)).toEqual(stages);
-    // Every stage's commands in pipeline order; each patched instance had a completed snapshot before its first command.
     const sent = r.ssmLog.filter((e) => e.operation === 'SendCommand' && !e.error);
     for (const i of r.instances) {
+      expect(Object.keys(i.stages)).toEqual(STAGES);
+      // Every stage's commands in pipeline order, after a completed snapshot of the instance.
       const mine = sent.filter((e) => e.instanceIds?.includes(i.instanceId));
-      expect(mine.map((e) => e.stage)).toEqual(stages);
+      expect(mine.map((e) => e.stage)).toEqual(STAGES);
       const snaps = r.snapshots.get(i.instanceId) ?? [];
       expect(snaps.length).toBeGreaterThan(0);
-      expect(snaps.every((s) => s.state === 'completed' && s.createdAt < mine[0].at)).toBe(true);
+      for (const s of snaps) expect({ state: s.state, before: s.createdAt < mine[0].at }).toEqual({ state: 'completed', before: true });
     }
+    // The snapshot gate polled while the snapshots were pending (60 simulated s, 30 s polls).
+    expect(r.metrics.lambdaInvocations.snapshot).toBeGreaterThan(2);
     expect(r.metrics.stateTransitions).toBeGreaterThan(0);
   });
 
   test('fails the instance whose patch command fails, and only that one', async () => {
     const r = await run([{ type: 'stage-fails', instance: 0, stage: 'patch' }], 'stage-fails');
-    expect(r.instances[0]).toMatchObject({ status: 'Failed', failedAt: 'patch' });
-    expect(r.instances[0].reason).toMatch(/marker|Failed/);
+    expectFailed(r, 0, 'patch', /marker|Failed/);
     expectOthersPatched(r, 0);
   });
 
   test('fails the instance whose marker never arrives', async () => {
     const r = await run([{ type: 'marker-missing', instance: 0, stage: 'pre-inventory' }], 'marker-missing');
-    expect(r.instances[0]).toMatchObject({ status: 'Failed', failedAt: 'pre-inventory' });
-    expect(r.instances[0].reason).toMatch(/marker/);
+    expectFailed(r, 0, 'pre-inventory', /marker/);
     expectOthersPatched(r, 0);
   });
 
-  test('fails the instance whose agent is offline at power-on', async () => {
-    const r = await run([{ type: 'agent-offline', instance: 0 }], 'agent-offline');
-    expect(r.instances[0].status).toBe('Failed');
-    expect(r.instances[0].reason).toMatch(/SSM|online|ConnectionLost|ping/i);
-    expectOthersPatched(r, 0);
+  test('agent offline: a stopped instance fails at power-on, a running one is skipped at discovery', async () => {
+    // Instance 3 is the stopped one of the fleet; instance 0 runs.
+    const r = await run([{ type: 'agent-offline', instance: 3 }, { type: 'agent-offline', instance: 0 }], 'agent-offline');
+    expect(r.instances[3].initialState).toBe('stopped');
+    expectFailed(r, 3, 'power-on', /SSM|online|ConnectionLost|ping/i);
+    expect(r.instances[0]).toMatchObject({ status: 'Skipped', reason: expect.stringMatching(/SSM agent not online/) });
+    for (const k of [0, 3]) expect(r.ssmLog.some((e) => e.operation === 'SendCommand' && e.instanceIds?.includes(r.instances[k].instanceId))).toBe(false);
+    expectStatus(r, 'SUCCEEDED');
+    r.instances.forEach((i, k) => {
+      if (k === 1 || k === 2) expect({ name: i.name, status: i.status }).toEqual({ name: i.name, status: 'Patched' });
+      expect({ name: i.name, state: i.finalState }).toEqual({ name: i.name, state: i.initialState });
+    });
   });
 
   test('does not patch an instance whose snapshot fails', async () => {
     const r = await run([{ type: 'snapshot-fails', instance: 1 }], 'snapshot-fails');
-    expect(r.instances[1]).toMatchObject({ status: 'Failed', failedAt: 'snapshot' });
+    expectFailed(r, 1, 'snapshot', /snapshot/i);
     expect(r.ssmLog.some((e) => e.operation === 'SendCommand' && e.instanceIds?.includes(r.instances[1].instanceId))).toBe(false);
     expectOthersPatched(r, 1);
   });
 
   test('fails an instance terminated mid-run', async () => {
     const r = await run([{ type: 'terminated', instance: 0, stage: 'patch' }], 'terminated');
-    expect(r.instances[0]).toMatchObject({ status: 'Failed', failedAt: 'patch', finalState: 'terminated' });
+    expectFailed(r, 0, 'patch', /./);
+    expect(r.instances[0].finalState).toBe('terminated');
     expectOthersPatched(r, 0);
   });
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { documentScript, interpolateParameters } from '../../lib/documents';
-import { STAGES } from '../../lib/stages';
+import { StageDefinition, STAGES, VERIFY_STAGE } from '../../lib/stages';
 import { COMMON_DOCUMENT_PARAMETERS, documentParameters } from '../../lambda/shared/document-parameters';
 import { compareKey, failedKey, inventoryKey, markerKey } from '../../lambda/shared/keys';
 import { StageSpec } from '../../lambda/shared/types';
@@ -53,6 +53,9 @@ case "$url" in
   */latest/api/token) printf 'token' ;;
   */latest/meta-data/tags/instance/*) f="$FAKE_STATE/tags/\${url##*/}"; [ -f "$f" ] || exit 22; cat "$f" ;;
   */latest/meta-data/instance-id) printf '${INSTANCE}' ;;
+  http://localhost*|http://127.0.0.1*)
+    printf '%s\\n' "$*" >>"$FAKE_STATE/curl.log"
+    f="$FAKE_STATE/http/\${url//[^A-Za-z0-9]/_}"; [ -f "$f" ] || { printf '000'; exit 7; }; cat "$f" ;;
   *) exit 22 ;;
 esac
 `,
@@ -95,6 +98,15 @@ case "$*" in
   *) echo "apt-get shim: unsupported $*" >&2; exit 2 ;;
 esac
 `,
+  // systemctl is-active: the state from $FAKE_STATE/units/<unit> (default inactive), exit 0 only when active.
+  systemctl: `#!/usr/bin/env bash
+printf '%s\\n' "$*" >>"$FAKE_STATE/systemctl.log"
+[ "$1" = "is-active" ] || { echo "systemctl shim: unsupported $*" >&2; exit 2; }
+state=inactive
+[ -f "$FAKE_STATE/units/$2" ] && state="$(cat "$FAKE_STATE/units/$2")"
+printf '%s\\n' "$state"
+[ "$state" = active ]
+`,
   'needs-restarting': `#!/usr/bin/env bash
 [ -e "$FAKE_STATE/reboot-needed" ] && exit 1
 exit 0
@@ -129,14 +141,14 @@ function makeSandbox(options: { python?: boolean; managers?: string[] } = {}): S
 }
 
 function stageSpec(stageId: string): StageSpec {
-  const s = STAGES.find((x) => x.id === stageId)!;
+  const s = [...STAGES, VERIFY_STAGE].find((x) => x.id === stageId)!;
   return { id: s.id, title: s.title, documentName: s.document, parameters: { ...s.parameters }, prefixes: { ...s.prefixes } };
 }
 
 /** Runs a stage's final Linux script as the agent would: SSM_<Name> variables, or pasted values. */
-function runStage(sb: Sandbox, stageId: string): { status: number; stderr: string } {
-  const stage = STAGES.find((x) => x.id === stageId)!;
-  const params = documentParameters(RUN_ID, BUCKET, config, stageSpec(stageId));
+function runStage(sb: Sandbox, stageId: string, extra: Record<string, string> = {}): { status: number; stderr: string } {
+  const stage: StageDefinition = [...STAGES, VERIFY_STAGE].find((x) => x.id === stageId)!;
+  const params = documentParameters(RUN_ID, BUCKET, config, stageSpec(stageId), extra);
   const values = Object.fromEntries(Object.entries(params).map(([k, [v]]) => [k, v]));
   let script = documentScript(stage.document, 'linux');
   if (stage.document === 'agent-update') script = interpolateParameters(script, values);
@@ -151,6 +163,7 @@ function runStage(sb: Sandbox, stageId: string): { status: number; stderr: strin
     FAKE_STATE: sb.state,
     FAKE_S3: sb.s3,
     PP_REBOOT_REQUIRED_FILE: path.join(sb.state, 'reboot-required'),
+    PP_PROC_STAT: path.join(sb.state, 'proc-stat'),
   };
   if (stage.document !== 'agent-update') for (const [k, v] of Object.entries(values)) env[`SSM_${k}`] = v;
   const result = spawnSync(path.join(sb.bin, 'bash'), [file], { env, encoding: 'utf8', timeout: 60000 });
@@ -325,6 +338,106 @@ describe('Linux document scripts', () => {
     writeFileSync(path.join(sb.state, 'install-fails'), '');
     expect(runStage(sb, 'agent-update').status).not.toBe(0);
     expect(marker(sb, 'agent-update')).toMatchObject({ status: 'Failed', detail: 'dnf update amazon-ssm-agent failed' });
+  });
+
+  describe('verify', () => {
+    const AFTER = '2026-11-28T22:09:50.123Z';
+    const epoch = (iso: string): number => Math.floor(Date.parse(iso) / 1000);
+    /** A sandbox whose kernel booted at `bootIso` (the btime line of its /proc/stat). */
+    const booted = (bootIso: string): Sandbox => {
+      const sb = sandbox();
+      writeFileSync(path.join(sb.state, 'proc-stat'), `cpu  1 2 3 4\nintr 0\nbtime ${epoch(bootIso)}\nprocesses 42\n`);
+      mkdirSync(path.join(sb.state, 'units'));
+      mkdirSync(path.join(sb.state, 'http'));
+      return sb;
+    };
+    const unit = (sb: Sandbox, name: string, state: string) => writeFileSync(path.join(sb.state, 'units', name), state);
+    const answers = (sb: Sandbox, url: string, code: string) => writeFileSync(path.join(sb.state, 'http', url.replace(/[^A-Za-z0-9]/g, '_')), code);
+    const tag = (sb: Sandbox, key: string, value: string) => writeFileSync(path.join(sb.state, 'tags', key), value);
+
+    test('all checks good: Success marker listing each check, from the parameters and the instance tags', () => {
+      // Given a fresh boot, the application's unit and URL from the parameters, and the instance's own tags
+      const sb = booted('2026-11-28T22:10:03Z');
+      unit(sb, 'nginx.service', 'active');
+      unit(sb, 'app-worker@1.service', 'active');
+      answers(sb, 'http://localhost:8080/health', '200');
+      answers(sb, 'http://127.0.0.1/ready', '302');
+      tag(sb, 'HealthUnits', 'app-worker@1.service, nginx.service');
+      tag(sb, 'HealthUrl', 'http://127.0.0.1/ready');
+      tag(sb, 'HealthServices', 'W3SVC');
+      // When verify runs
+      const r = runStage(sb, 'verify', { RebootedAfter: AFTER, SystemdUnits: 'nginx.service', HealthUrl: 'http://localhost:8080/health', ServiceNames: 'W3SVC' });
+      // Then
+      expect(r.status).toBe(0);
+      expect(marker(sb, 'verify')).toMatchObject({
+        runId: RUN_ID,
+        stage: 'verify',
+        status: 'Success',
+        detail: 'boot 2026-11-28T22:10:03Z after 2026-11-28T22:09:50Z; unit nginx.service active; unit app-worker@1.service active; url http://localhost:8080/health 200; url http://127.0.0.1/ready 302',
+      });
+      expect(uploads(sb)).toEqual([markerKey(RUN_ID, 'verify', INSTANCE)]);
+      expect(readFileSync(path.join(sb.state, 'curl.log'), 'utf8')).toContain("--noproxy * http://localhost:8080/health");
+    });
+
+    test('an inactive unit gives a Failed marker that still lists every check', () => {
+      const sb = booted('2026-11-28T22:10:03Z');
+      unit(sb, 'nginx.service', 'active');
+      unit(sb, 'orders.service', 'failed');
+      answers(sb, 'http://localhost/health', '200');
+      const r = runStage(sb, 'verify', { RebootedAfter: AFTER, SystemdUnits: 'nginx.service,orders.service', HealthUrl: 'http://localhost/health' });
+      expect(r.status).not.toBe(0);
+      expect(marker(sb, 'verify')).toMatchObject({
+        status: 'Failed',
+        detail: 'boot 2026-11-28T22:10:03Z after 2026-11-28T22:09:50Z; unit nginx.service active; unit orders.service failed; url http://localhost/health 200; 1 of 4 checks failed',
+      });
+    });
+
+    test('a boot time before RebootedAfter fails: the instance did not reboot', () => {
+      const sb = booted('2026-11-28T21:37:46Z');
+      unit(sb, 'nginx.service', 'active');
+      const r = runStage(sb, 'verify', { RebootedAfter: AFTER, SystemdUnits: 'nginx.service' });
+      expect(r.status).not.toBe(0);
+      expect(marker(sb, 'verify')).toMatchObject({ status: 'Failed', detail: 'did not reboot: boot time 2026-11-28T21:37:46Z is before 2026-11-28T22:09:50Z' });
+      expect(existsSync(path.join(sb.state, 'systemctl.log'))).toBe(false);
+    });
+
+    test('a URL that answers 5xx or not at all fails', () => {
+      const sb = booted('2026-11-28T22:10:03Z');
+      answers(sb, 'http://localhost/health', '503');
+      tag(sb, 'HealthUrl', 'http://localhost:9/down');
+      expect(runStage(sb, 'verify', { RebootedAfter: AFTER, HealthUrl: 'http://localhost/health' }).status).not.toBe(0);
+      expect(marker(sb, 'verify').detail).toBe(
+        'boot 2026-11-28T22:10:03Z after 2026-11-28T22:09:50Z; url http://localhost/health 503; url http://localhost:9/down no answer (curl exit 7); 2 of 3 checks failed',
+      );
+    });
+
+    test('ignores and reports tag values the parameter patterns would refuse', () => {
+      const sb = booted('2026-11-28T22:10:03Z');
+      tag(sb, 'HealthUnits', 'nginx;reboot');
+      tag(sb, 'HealthUrl', 'http://evil.example.com/$(id)');
+      expect(runStage(sb, 'verify', { RebootedAfter: AFTER }).status).toBe(0);
+      expect(marker(sb, 'verify')).toMatchObject({
+        status: 'Success',
+        detail: 'boot 2026-11-28T22:10:03Z after 2026-11-28T22:09:50Z; no application checks configured; tag HealthUnits ignored: not allowed; tag HealthUrl ignored: not allowed',
+      });
+      expect(existsSync(path.join(sb.state, 'systemctl.log'))).toBe(false);
+      expect(existsSync(path.join(sb.state, 'curl.log'))).toBe(false);
+    });
+
+    test('falls back to uptime -s when /proc/stat has no btime', () => {
+      const sb = booted('2026-11-28T22:10:03Z');
+      writeFileSync(path.join(sb.state, 'proc-stat'), 'cpu  1 2 3 4\n');
+      writeFileSync(path.join(sb.bin, 'uptime'), "#!/usr/bin/env bash\n[ \"$1\" = -s ] && printf '2026-11-28 22:10:03\\n'\n");
+      chmodSync(path.join(sb.bin, 'uptime'), 0o755);
+      expect(runStage(sb, 'verify', { RebootedAfter: AFTER }).status).toBe(0);
+      expect(marker(sb, 'verify').detail).toMatch(/^boot 2026-11-28T22:10:03Z after 2026-11-28T22:09:50Z; /);
+    });
+
+    test('a parameter that slipped past the allowedPattern is refused before any check', () => {
+      const sb = booted('2026-11-28T22:10:03Z');
+      expect(runStage(sb, 'verify', { RebootedAfter: AFTER, SystemdUnits: 'nginx;id' }).status).not.toBe(0);
+      expect(marker(sb, 'verify')).toMatchObject({ status: 'Failed', detail: 'bad SystemdUnits' });
+    });
   });
 
   test('every run leaves nothing behind in its temp dir', () => {

@@ -1,7 +1,8 @@
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse/sync';
 import { STAGES } from '../../../lib/stages';
-import { report, reportColumns, RunReport } from '../../../lambda/report/report';
+import { report, reportColumns, ReportInput, RunReport } from '../../../lambda/report/report';
+import { ApprovalGroupResult, ApprovalRecord, approvalKey, approvalsPrefix } from '../../../lambda/shared/approvals';
 import { batchKey, compareKey, failedKey, reportCsvKey, reportJsonKey, restoreKey, runDocumentKey } from '../../../lambda/shared/keys';
 import { BatchDocument, InstanceProgress, RestoreDocument, RunConfig, RunDocument, StageOutcome, StageSpec, TargetInstance, TargetReadiness } from '../../../lambda/shared/types';
 import { mockS3Memory } from '../../helpers/s3-memory';
@@ -17,7 +18,8 @@ const EXPECTED_HEADER =
   'instance_id,name,platform,application,owner,initial_state,final_state,snapshot_ids,status,failed_at,reason,' +
   'agent-update_status,agent-update_reason,pre-inventory_status,pre-inventory_reason,patch_status,patch_reason,' +
   'post-inventory_status,post-inventory_reason,compare_status,compare_reason,failed-check_status,failed-check_reason,' +
-  'updates_installed,updates_failed';
+  'updates_installed,updates_failed,' +
+  'approval,approver,decided_by,decided_at,decided_from,reboot_status,reboot_reason,verify_status,verify_reason';
 
 const ok: StageOutcome = { status: 'Success', commandId: 'cmd', finishedAt: '2024-06-01T11:00:00.000Z' };
 const allStagesOk = (): Record<string, StageOutcome> => Object.fromEntries(STAGE_IDS.map((id) => [id, ok]));
@@ -68,13 +70,17 @@ describe('report', () => {
       updatesFailed: 0,
       wouldPatch: 0,
       notReady: 0,
+      rebootsDeferred: 0,
+      rebooted: 0,
+      verified: 0,
+      verifyFailed: 0,
       reportKey: `runs/${RUN_ID}/report/report.json`,
       csvKey: `runs/${RUN_ID}/report/report.csv`,
       dryRun: false,
       changeFreeze: false,
     });
     const doc = reportJson();
-    expect(doc).toMatchObject({ runId: RUN_ID, generatedAt: NOW.toISOString(), dryRun: false, window: '', instances: [], skipped: [], errors: [] });
+    expect(doc).toMatchObject({ runId: RUN_ID, generatedAt: NOW.toISOString(), dryRun: false, window: '', instances: [], skipped: [], approvals: [], errors: [] });
     expect(doc).not.toHaveProperty('changeFreeze');
     expect(doc.stages).toEqual(STAGES.map((s) => ({ id: s.id, title: s.title, success: 0, failed: 0, notRun: 0 })));
     expect(s3.get(reportCsvKey(RUN_ID))).toBe(`${EXPECTED_HEADER}\n`);
@@ -140,6 +146,9 @@ describe('report', () => {
       'failed-check_status': 'Success',
       updates_installed: '3',
       updates_failed: '1',
+      approval: 'not-requested',
+      reason: 'reboot deferred: not requested (the run ended before the approval phase)',
+      reboot_status: 'NotRun',
     });
     expect(rows[1]).toMatchObject({ platform: 'Windows', initial_state: 'stopped', final_state: 'stopped', failed_at: 'snapshot', reason: 'snapshot snap-9 error', 'agent-update_status': 'NotRun' });
     expect(rows[2]).toMatchObject({
@@ -152,10 +161,27 @@ describe('report', () => {
       updates_installed: '0',
       updates_failed: '0',
     });
-    expect(rows[3]).toMatchObject({ name: 'legacy', reason: 'not managed by SSM', patch_status: 'NotRun' });
+    expect(rows[3]).toMatchObject({ name: 'legacy', reason: 'not managed by SSM', patch_status: 'NotRun', approval: 'not-eligible', verify_status: 'NotRun' });
+    expect(rows[1]).toMatchObject({ approval: 'not-eligible', approver: '', reboot_status: 'NotRun' });
 
     const doc = reportJson();
-    expect(doc.totals).toEqual({ matched: 4, targets: 3, skipped: 1, patched: 1, failed: 2, notReached: 0, updatesInstalled: 3, updatesFailed: 1, wouldPatch: 0, notReady: 0 });
+    expect(doc.totals).toEqual({
+      matched: 4,
+      targets: 3,
+      skipped: 1,
+      patched: 1,
+      failed: 2,
+      notReached: 0,
+      updatesInstalled: 3,
+      updatesFailed: 1,
+      wouldPatch: 0,
+      notReady: 0,
+      // No approval record: the approval phase never ran, and the patched instance says its reboot is owed.
+      rebootsDeferred: 1,
+      rebooted: 0,
+      verified: 0,
+      verifyFailed: 0,
+    });
     expect(doc.stages.find((s) => s.id === 'patch')).toEqual({ id: 'patch', title: 'Install patches without restart', success: 1, failed: 1, notRun: 1 });
     expect(doc.stages.find((s) => s.id === 'agent-update')).toMatchObject({ success: 2, failed: 0, notRun: 1 });
     expect(doc.skipped).toEqual([{ instanceId: 'i-skip', name: 'legacy', state: 'running', reason: 'not managed by SSM' }]);
@@ -254,6 +280,9 @@ describe('report', () => {
         ['i-skip', 'Skipped', 'not managed by SSM'],
       ]);
       for (const id of STAGE_IDS) expect(rows.every((r) => r[`${id}_status`] === 'NotRun')).toBe(true);
+      // A dry run asks nobody: no approval is read, and no reboot is owed.
+      expect(rows.slice(0, 3).map((r) => r.approval)).toEqual(['not-requested', 'not-requested', 'not-requested']);
+      expect(out).toMatchObject({ rebootsDeferred: 0, rebooted: 0 });
       expect(rows[1]).toMatchObject({ initial_state: 'stopped', final_state: '', snapshot_ids: '' });
 
       const doc = reportJson();
@@ -278,7 +307,7 @@ describe('report', () => {
 
     expect(out).toMatchObject({ changeFreeze: true, dryRun: false, matched: 0, targets: 0, skipped: 0, patched: 0, wouldPatch: 0 });
     const doc = reportJson();
-    expect(doc).toMatchObject({ window: 'nightly', dryRun: false, instances: [], skipped: [], errors: [] });
+    expect(doc).toMatchObject({ window: 'nightly', dryRun: false, instances: [], skipped: [], approvals: [], errors: [] });
     expect(doc.changeFreeze).toEqual({
       calendar: 'prod-freeze',
       state: 'CLOSED',
@@ -289,6 +318,295 @@ describe('report', () => {
     // Discover never ran: run.json is not even looked for.
     expect(s3Mock).toHaveReceivedCommandTimes(GetObjectCommand, 0);
     expect(s3.get(reportCsvKey(RUN_ID))).toBe(`${EXPECTED_HEADER}\n`);
+  });
+
+  describe('reboot approvals', () => {
+    const TOKEN = 'AAAAKgAAAAIAAAAAAAAAAVerySecretTaskToken+/=';
+    const APPROVED_AT = '2024-06-01T12:10:00.000Z';
+    const REQUESTED_AT = '2024-06-01T12:00:00.000Z';
+    const rebootOk: StageOutcome = { status: 'Success', startedAt: '2024-06-01T12:11:00.000Z', finishedAt: '2024-06-01T12:14:00.000Z' };
+    const verifyOk: StageOutcome = { status: 'Success', commandId: 'cmd-v', finishedAt: '2024-06-01T12:20:00.000Z' };
+    const DOWN = 'did not come back online within 1800 s after its reboot (state running, ping ConnectionLost at 2024-06-01T12:10:30.000Z)';
+    const UNHEALTHY = 'marker: service nginx is not running';
+
+    const record = (groupId: string, application: string, instanceIds: string[], over: Partial<ApprovalRecord>): ApprovalRecord => ({
+      runId: RUN_ID,
+      groupId,
+      application,
+      approver: 'owner@example.com',
+      approverSource: 'tag',
+      instanceIds,
+      chunks: [`${groupId}-0`],
+      approvalId: `opaque-${groupId}`,
+      expiresAt: '2024-06-02T12:00:00.000Z',
+      status: 'requested',
+      requestedAt: REQUESTED_AT,
+      ...over,
+    });
+    const givenRecord = (r: ApprovalRecord): void => s3.put(approvalKey(RUN_ID, r.groupId), r);
+
+    /**
+     * One patch batch of fully patched instances (plus one that failed at patch), grouped by
+     * application as plan does, with each group's chunk document after the approval phase.
+     */
+    function givenApprovalPhase(): ApprovalGroupResult[] {
+      const ids = ['i-ok', 'i-verify', 'i-down', 'i-rej', 'i-late', 'i-none', 'i-err', 'i-fail'];
+      const apps: Record<string, string> = { 'i-ok': 'shop', 'i-verify': 'shop', 'i-down': 'shop', 'i-rej': 'crm', 'i-late': 'erp', 'i-none': '', 'i-err': 'hr', 'i-fail': 'shop' };
+      givenRun(ids.map((id) => target(id, 'b000', { application: apps[id] })));
+      givenBatch('b000', {
+        ...Object.fromEntries(ids.filter((id) => id !== 'i-fail').map((id) => [id, activeProgress({ stages: allStagesOk() })])),
+        'i-fail': activeProgress({ status: 'failed', failedAt: 'patch', reason: 'marker: yum exited 1', stages: { 'agent-update': ok, 'pre-inventory': ok, patch: { status: 'Failed', reason: 'marker: yum exited 1' } } }),
+      });
+
+      givenRecord(record('a000', 'shop', ['i-ok', 'i-verify', 'i-down'], {
+        status: 'approved',
+        decidedAt: APPROVED_AT,
+        decidedBy: 'owner@example.com (as "Olivia")',
+        decidedFrom: { channel: 'link', sourceIp: '203.0.113.9', userAgent: 'Mozilla/5.0' },
+      }));
+      givenBatch('a000-0', {
+        'i-ok': activeProgress({ snapshotIds: [], stages: { reboot: rebootOk, verify: verifyOk } }),
+        'i-verify': activeProgress({ snapshotIds: [], status: 'failed', failedAt: 'verify', reason: UNHEALTHY, stages: { reboot: rebootOk, verify: { status: 'Failed', reason: UNHEALTHY } } }),
+        'i-down': activeProgress({
+          snapshotIds: [],
+          status: 'failed',
+          failedAt: 'reboot',
+          reason: DOWN,
+          stages: { reboot: { status: 'Failed', reason: DOWN, startedAt: '2024-06-01T12:11:00.000Z', finishedAt: '2024-06-01T12:41:00.000Z' } },
+        }),
+      });
+      givenRecord(record('a001', 'crm', ['i-rej'], {
+        status: 'rejected',
+        decidedAt: '2024-06-01T12:05:00.000Z',
+        decidedBy: 'crm-lead@example.com',
+        decidedFrom: { channel: 'itsm', sourceIp: '198.51.100.7' },
+        comment: 'quarter-end closing',
+      }));
+      givenBatch('a001-0', { 'i-rej': activeProgress({ snapshotIds: [] }) });
+      givenRecord(record('a002', 'erp', ['i-late'], { status: 'timed-out', decidedAt: '2024-06-02T12:00:05.000Z', decidedFrom: { channel: 'timeout' } }));
+      givenBatch('a002-0', { 'i-late': activeProgress({ snapshotIds: [] }) });
+      givenRecord(record('a003', '(no application)', ['i-none'], { approver: '', approverSource: 'none', status: 'no-approver' }));
+      givenBatch('a003-0', { 'i-none': activeProgress({ snapshotIds: [] }) });
+      // The group failed while waiting: its record still holds the task token.
+      givenRecord(record('a004', 'hr', ['i-err'], { status: 'waiting', taskToken: TOKEN }));
+      givenBatch('a004-0', { 'i-err': activeProgress({ snapshotIds: [] }) });
+
+      return [
+        { groupId: 'a000', outcome: 'rebooted' },
+        { groupId: 'a001', outcome: 'deferred' },
+        { groupId: 'a002', outcome: 'deferred' },
+        { groupId: 'a003', outcome: 'no-approver' },
+        { groupId: 'a004', error: { Error: 'States.TaskFailed', Cause: JSON.stringify({ errorMessage: 'SNS publish failed: topic not found', errorType: 'NotFound' }) } },
+      ];
+    }
+    const runReport = (approvalResults: ApprovalGroupResult[], over: Partial<ReportInput> = {}) =>
+      report({ runId: RUN_ID, bucket: BUCKET, config: CONFIG, stages: STAGE_SPECS, batchResults: [{ batchId: 'b000' }], approvalResults, error: {}, restoreError: {}, freeze: { frozen: false }, ...over }, deps());
+    const row = (id: string): Record<string, string> => csvRows().find((r) => r.instance_id === id)!;
+    const instance = (id: string) => reportJson().instances.find((i) => i.instanceId === id)!;
+
+    test('approved, rebooted and verified: Patched, with who decided, when and from where', async () => {
+      const out = await runReport(givenApprovalPhase());
+
+      expect(row('i-ok')).toMatchObject({
+        status: 'Patched',
+        failed_at: '',
+        reason: '',
+        application: 'shop',
+        approval: 'approved',
+        approver: 'owner@example.com',
+        decided_by: 'owner@example.com (as "Olivia")',
+        decided_at: APPROVED_AT,
+        decided_from: 'link from 203.0.113.9',
+        reboot_status: 'Success',
+        reboot_reason: '',
+        verify_status: 'Success',
+        verify_reason: '',
+      });
+      expect(instance('i-ok')).toMatchObject({ approval: 'approved', decidedFrom: 'link from 203.0.113.9', rebootStatus: 'Success', verifyStatus: 'Success', rebootDeferred: false });
+      expect(out).toMatchObject({ targets: 8, patched: 5, failed: 3, rebooted: 2, verified: 1, verifyFailed: 1, rebootsDeferred: 4 });
+      expect(reportJson().totals).toMatchObject({ patched: 5, failed: 3, rebooted: 2, verified: 1, verifyFailed: 1, rebootsDeferred: 4 });
+      // The patch stages are still summarised from the patch batches only.
+      expect(reportJson().stages.find((s) => s.id === 'patch')).toMatchObject({ success: 7, failed: 1, notRun: 0 });
+    });
+
+    test('approved but verify failed: Failed at verify with the verify reason', async () => {
+      await runReport(givenApprovalPhase());
+
+      expect(row('i-verify')).toMatchObject({
+        status: 'Failed',
+        failed_at: 'verify',
+        reason: UNHEALTHY,
+        approval: 'approved',
+        reboot_status: 'Success',
+        verify_status: 'Failed',
+        verify_reason: UNHEALTHY,
+        // The document stages did succeed.
+        'failed-check_status': 'Success',
+      });
+    });
+
+    test('approved but the instance did not come back: Failed at reboot, verify not run', async () => {
+      await runReport(givenApprovalPhase());
+
+      expect(row('i-down')).toMatchObject({ status: 'Failed', failed_at: 'reboot', reason: DOWN, approval: 'approved', reboot_status: 'Failed', reboot_reason: DOWN, verify_status: 'NotRun' });
+    });
+
+    test('rejected: stays Patched, the reboot is reported deferred with who rejected it and why', async () => {
+      await runReport(givenApprovalPhase());
+
+      expect(row('i-rej')).toMatchObject({
+        status: 'Patched',
+        failed_at: '',
+        reason: 'reboot deferred: rejected by crm-lead@example.com at 2024-06-01T12:05:00.000Z: quarter-end closing',
+        approval: 'rejected',
+        decided_by: 'crm-lead@example.com',
+        decided_at: '2024-06-01T12:05:00.000Z',
+        decided_from: 'itsm from 198.51.100.7',
+        reboot_status: 'NotRun',
+        verify_status: 'NotRun',
+      });
+      expect(instance('i-rej').rebootDeferred).toBe(true);
+    });
+
+    test('timed out: stays Patched, deferred, nobody decided', async () => {
+      await runReport(givenApprovalPhase());
+
+      expect(row('i-late')).toMatchObject({
+        status: 'Patched',
+        reason: 'reboot deferred: no decision from owner@example.com before 2024-06-02T12:00:00.000Z (timed out)',
+        approval: 'timed-out',
+        decided_by: '',
+        decided_at: '2024-06-02T12:00:05.000Z',
+        decided_from: 'timeout',
+        reboot_status: 'NotRun',
+      });
+    });
+
+    test('no approver: stays Patched, deferred, and says nobody could approve', async () => {
+      await runReport(givenApprovalPhase());
+
+      expect(row('i-none')).toMatchObject({
+        status: 'Patched',
+        application: '',
+        reason: 'reboot deferred: no approver for (no application) (none configured, no approver or owner tag, no default approver)',
+        approval: 'no-approver',
+        approver: '',
+        decided_by: '',
+      });
+    });
+
+    test('a group that ended with an error: its instances name it, and it is in errors and approvals', async () => {
+      await runReport(givenApprovalPhase());
+
+      expect(row('i-err')).toMatchObject({
+        status: 'Patched',
+        approval: 'error',
+        reason: 'reboot deferred: approval waiting, no decision; approval group a004 failed: States.TaskFailed: SNS publish failed: topic not found',
+        reboot_status: 'NotRun',
+      });
+      const doc = reportJson();
+      expect(doc.errors).toEqual(['approval group a004 (hr): States.TaskFailed: SNS publish failed: topic not found']);
+      expect(doc.approvals.find((a) => a.groupId === 'a004')).toMatchObject({ status: 'waiting', error: 'States.TaskFailed: SNS publish failed: topic not found', instances: 1 });
+    });
+
+    test('approvals[] has one entry per group, without token or approval id', async () => {
+      await runReport(givenApprovalPhase());
+
+      const approvals = reportJson().approvals;
+      expect(approvals.map((a) => [a.groupId, a.application, a.status, a.instances])).toEqual([
+        ['a000', 'shop', 'approved', 3],
+        ['a001', 'crm', 'rejected', 1],
+        ['a002', 'erp', 'timed-out', 1],
+        ['a003', '(no application)', 'no-approver', 1],
+        ['a004', 'hr', 'waiting', 1],
+      ]);
+      expect(approvals[0]).toEqual({
+        groupId: 'a000',
+        application: 'shop',
+        approver: 'owner@example.com',
+        approverSource: 'tag',
+        status: 'approved',
+        decidedBy: 'owner@example.com (as "Olivia")',
+        decidedAt: APPROVED_AT,
+        decidedFrom: { channel: 'link', sourceIp: '203.0.113.9' },
+        instances: 3,
+      });
+      expect(approvals[3]).toMatchObject({ approverSource: 'none', decidedBy: '', decidedAt: '', decidedFrom: null });
+      for (const a of approvals) {
+        expect(a).not.toHaveProperty('taskToken');
+        expect(a).not.toHaveProperty('approvalId');
+      }
+    });
+
+    test('the task token of a record never reaches report.json or report.csv', async () => {
+      const results = givenApprovalPhase();
+      // A decided record whose token was not cleared yet (the endpoint clears it after answering).
+      const shop = s3.json<ApprovalRecord>(approvalKey(RUN_ID, 'a000'));
+      givenRecord({ ...shop, taskToken: TOKEN });
+
+      await runReport(results);
+
+      const json = s3.get(reportJsonKey(RUN_ID))!;
+      const csv = s3.get(reportCsvKey(RUN_ID))!;
+      for (const text of [json, csv]) {
+        expect(text).not.toContain(TOKEN);
+        expect(text).not.toContain('VerySecretTaskToken');
+        expect(text).not.toContain('opaque-a00');
+        expect(text).not.toMatch(/taskToken/i);
+      }
+    });
+
+    test('reads every record under the approvals prefix and the chunk documents they name', async () => {
+      await runReport(givenApprovalPhase());
+
+      expect(s3Mock.commandCalls(ListObjectsV2Command).map((c) => c.args[0].input.Prefix)).toContain(approvalsPrefix(RUN_ID));
+      const read = s3Mock.commandCalls(GetObjectCommand).map((c) => c.args[0].input.Key);
+      for (const g of ['a000', 'a001', 'a002', 'a003', 'a004']) {
+        expect(read).toContain(approvalKey(RUN_ID, g));
+        expect(read).toContain(batchKey(RUN_ID, `${g}-0`));
+      }
+    });
+
+    test('a missing chunk document is an error, not a crash, and the group\'s instances are not called rebooted', async () => {
+      const results = givenApprovalPhase();
+      await new S3Client({}).send(new DeleteObjectCommand({ Bucket: BUCKET, Key: batchKey(RUN_ID, 'a000-0') }));
+
+      await runReport(results);
+
+      expect(reportJson().errors).toContain(`approval chunk a000-0: s3://${BUCKET}/${batchKey(RUN_ID, 'a000-0')} is missing`);
+      expect(row('i-ok')).toMatchObject({ status: 'Patched', approval: 'approved', reboot_status: 'NotRun', reason: 'reboot not confirmed: no progress recorded for this instance in a000-0' });
+      expect(reportJson().totals).toMatchObject({ rebooted: 0, verified: 0 });
+    });
+
+    test('approval mode skip: no record is read, every patched instance is reported deferred, not requested', async () => {
+      const config: RunConfig = { ...CONFIG, approval: { ...CONFIG.approval, mode: 'skip' } };
+      givenRun([target('i-a', 'b000'), target('i-b', 'b000')], [], config);
+      givenBatch('b000', {
+        'i-a': activeProgress({ stages: allStagesOk() }),
+        'i-b': activeProgress({ status: 'failed', failedAt: 'patch', reason: 'marker: yum exited 1', stages: { patch: { status: 'Failed', reason: 'marker: yum exited 1' } } }),
+      });
+
+      const out = await runReport([], { config });
+
+      expect(s3Mock.commandCalls(ListObjectsV2Command).map((c) => c.args[0].input.Prefix)).not.toContain(approvalsPrefix(RUN_ID));
+      expect(row('i-a')).toMatchObject({ status: 'Patched', approval: 'not-requested', reason: 'reboot deferred: not requested (approval mode is skip)' });
+      expect(row('i-b')).toMatchObject({ status: 'Failed', approval: 'not-eligible', reason: 'marker: yum exited 1' });
+      expect(out).toMatchObject({ patched: 1, failed: 1, rebootsDeferred: 1, rebooted: 0 });
+      expect(reportJson().approvals).toEqual([]);
+    });
+
+    test('a pipeline error before the approval phase: the patched instance says its reboot was not requested and why', async () => {
+      givenRun([target('i-a', 'b000')]);
+      givenBatch('b000', { 'i-a': activeProgress({ stages: allStagesOk() }) });
+
+      await runReport([], { error: { Error: 'States.TaskFailed', Cause: 'plan: AccessDenied' } });
+
+      expect(row('i-a')).toMatchObject({
+        status: 'Patched',
+        approval: 'not-requested',
+        reason: 'reboot deferred: not requested (the run ended before the approval phase: pipeline error: States.TaskFailed: plan: AccessDenied)',
+      });
+    });
   });
 
   test('builds the CSV header from the stage list', () => {

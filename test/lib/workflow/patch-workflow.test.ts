@@ -32,7 +32,8 @@ function mainLine(start: string, scope: Record<string, any>): string[] {
   while (name && !out.includes(name)) {
     out.push(name);
     const s: any = scope[name];
-    name = s.Type === 'Choice' ? s.Choices.find((c: any) => c.BooleanEquals === true)?.Next ?? s.Default : s.Next;
+    // Choices: the default branch is the main line, except in a gate, whose default is the wait loop.
+    name = s.Type === 'Choice' ? (scope[s.Default]?.Type === 'Wait' ? s.Choices.find((c: any) => c.BooleanEquals === true)?.Next : s.Default) : s.Next;
   }
   return out;
 }
@@ -49,13 +50,46 @@ describe('patch workflow', () => {
     expect(json).not.toMatch(/"QueryLanguage":"JSONata"|"Assign"|\{%/);
   });
 
-  test('gives every Lambda task a timeout and a retry on throttling', () => {
+  test('gives every task a timeout and a retry on throttling, and Lambda tasks a retry on Lambda service errors', () => {
     for (const [name, s] of states) {
       if (s.Type !== 'Task') continue;
-      expect({ name, timeout: s.TimeoutSeconds > 0 }).toEqual({ name, timeout: true });
+      const timeout = s.TimeoutSeconds > 0 || typeof s.TimeoutSecondsPath === 'string';
+      expect({ name, timeout }).toEqual({ name, timeout: true });
       const retried = (s.Retry ?? []).flatMap((r: any) => r.ErrorEquals);
-      expect(retried).toEqual(expect.arrayContaining(['ThrottlingException', 'Lambda.ServiceException']));
+      const lambdaTask = /lambda/.test(JSON.stringify(s.Resource));
+      expect(retried).toEqual(expect.arrayContaining(lambdaTask ? ['ThrottlingException', 'Lambda.ServiceException'] : ['ThrottlingException']));
     }
+  });
+
+  test('waits for each application owner with a task token and a timeout, and defers on rejection or timeout', () => {
+    const wait = states.get('approval: wait for decision')!;
+    expect(wait.Resource).toBe('arn:aws:states:::lambda:invoke.waitForTaskToken');
+    expect(wait.TimeoutSecondsPath).toBe('$.config.approval.timeoutSeconds');
+    expect(wait.Parameters.Payload['taskToken.$']).toBe('$$.Task.Token');
+    expect(wait.Catch[0]).toMatchObject({ ErrorEquals: ['ApprovalRejected', 'States.Timeout'], Next: 'approval: record deferral' });
+    // The token goes only to the approval function's wait action, never into a message.
+    expect(JSON.stringify(states.get('approval: notify owner'))).not.toMatch(/Task\.Token/);
+    const group = definition.States['Reboot approvals'].ItemProcessor.States;
+    expect(mainLine('approval: prepare request', group)).toEqual(
+      expect.arrayContaining(['approval: notify owner', 'approval: wait for decision', 'reboot: reboot in order', 'verify: chunks']),
+    );
+  });
+
+  test('asks for approvals after every batch and before restoring power states', () => {
+    const line = mainLine(definition.StartAt, definition.States);
+    const at = (name: string): number => line.indexOf(name);
+    expect(at('Patch batches')).toBeGreaterThan(0);
+    expect(at('Plan approvals')).toBeGreaterThan(at('Patch batches'));
+    expect(at('Reboot approvals')).toBeGreaterThan(at('Plan approvals'));
+    expect(at('restore: stop instances that were stopped')).toBeGreaterThan(at('Reboot approvals'));
+    expect(at('Write report')).toBeGreaterThan(at('restore: stop instances that were stopped'));
+  });
+
+  test('checks the change calendar before discovery, and reports at once on a freeze or a dry run', () => {
+    expect(definition.States['Start run'].Next).toBe('Check change calendar');
+    expect(definition.States['Change freeze?'].Choices[0]).toMatchObject({ Variable: '$.freeze.frozen', BooleanEquals: true, Next: 'Write report' });
+    expect(definition.States['Dry run?'].Choices[0]).toMatchObject({ Variable: '$.config.dryRun', BooleanEquals: true, Next: 'Write report' });
+    expect(definition.States['Change freeze']).toMatchObject({ Type: 'Fail', Error: 'ChangeFreeze', CausePath: '$.freeze.message' });
   });
 
   test('runs power-on, snapshot, then the six stages in order, each followed by its marker check loop', () => {
