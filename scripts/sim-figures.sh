@@ -15,7 +15,7 @@ figures() {
   end=$(date +%s.%N)
   printf '== %s: npm run simulate -- %s\n' "$label" "$*"
   printf 'wall (incl. startup, synth if stale): %.1f s\n' "$(echo "$end - $start" | bc)"
-  grep -E '^(execution|state transitions|lambda invocations|aws api calls):' "$out_root/$label.log" || true
+  grep -E '^(execution:|state transitions|lambda invocations:|aws api calls:|note:)' "$out_root/$label.log" || true
   if [ -f "$out/report.json" ]; then
     node -e 'const r=require(process.argv[1]);console.log("totals:",JSON.stringify(r.totals))' "$out/report.json"
   fi

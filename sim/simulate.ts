@@ -140,7 +140,9 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
       const elapsed = clock.now() - meta.createdAt;
       return elapsed >= snapshotMs ? { status: 'completed', progress: 100 } : { status: 'pending', progress: Math.floor((elapsed / snapshotMs) * 100) };
     };
+    let stateCache: Promise<Map<string, string>> | undefined;
     const proxy: CountingProxy = await startCountingProxy(moto.url, (action, params, body) => {
+      if (/^(Start|Stop|Reboot|Terminate)Instances$/.test(action)) stateCache = undefined;
       if (action === 'CreateSnapshots' || action === 'CreateSnapshot') {
         return rewriteSnapshotItems(body, (item) => {
           const meta = { instanceId: (item.volumeId && volumeOwner.get(item.volumeId)) ?? params.get('InstanceSpecification.InstanceId') ?? '', createdAt: clock.now() };
@@ -167,11 +169,18 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
     for (const inst of fleet) if (inst.platform === 'Linux') inst.instanceDir = prepareInstanceDir(sandbox, inst.instanceId, inst.packages);
     const s3agent = new S3Client({ region, endpoint: proxy.url, credentials: creds, forcePathStyle: true });
 
-    let stateCache: { at: number; states: Map<string, string> } | undefined;
+    // Power states for the agents' ping, from one DescribeInstances of the whole fleet. moto takes
+    // long to describe hundreds of instances, so the answer is kept until a call that changes power
+    // states passes the proxy (or the simulation terminates one), and concurrent askers share a call.
     const stateOf = async (id: string): Promise<string | undefined> => {
-      const realNow = clock.wallMs();
-      if (!stateCache || realNow - stateCache.at > 100) stateCache = { at: realNow, states: await ec2States(ec2, fleet.map((i) => i.instanceId)) };
-      return stateCache.states.get(id);
+      if (!stateCache) {
+        const pending = ec2States(ec2, fleet.map((i) => i.instanceId));
+        stateCache = pending;
+        pending.catch(() => {
+          if (stateCache === pending) stateCache = undefined;
+        });
+      }
+      return (await stateCache).get(id);
     };
     const stageOf = (p: Record<string, string[]>): string => p.Stage?.[0] ?? '';
     const hasFault = (inst: SimInstance, type: string, stage?: string) => faultsFor(inst).some((f) => f.type === type && (stage === undefined || (f as { stage?: string }).stage === stage));
@@ -375,8 +384,10 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
         await execution.result;
       } catch (err) {
         status = 'FAILED';
-        const e = err as { message?: string; cause?: { errorOutput?: { Error?: string; Cause?: string }; message?: string } };
-        error = { Error: e.cause?.errorOutput?.Error ?? (err as Error).name, Cause: e.cause?.errorOutput?.Cause ?? e.message };
+        // ExecutionError wraps what ended the run: a Fail state's error (its name and message are the
+        // state's Error and Cause) or a task's uncaught error.
+        const e = err as { name?: string; message?: string; cause?: { name?: string; errorOutput?: { Error?: string; Cause?: string }; message?: string } };
+        error = { Error: e.cause?.errorOutput?.Error ?? e.cause?.name ?? e.name, Cause: e.cause?.errorOutput?.Cause ?? e.cause?.message ?? e.message };
       } finally {
         await events;
         clock.uninstall();
