@@ -39,6 +39,12 @@ export function reportLines(r: RunReport): string[] {
       ['matched', 'targets', 'skipped', 'patched', 'failed', 'not reached', 'updates installed', 'updates failed'],
       [[t.matched, t.targets, t.skipped, t.patched, t.failed, t.notReached, t.updatesInstalled, t.updatesFailed].map(String)],
     ),
+    ...(r.dryRun || r.changeFreeze
+      ? []
+      : ['', ...table(
+          ['rebooted', 'verified', 'verify failed', 'reboots deferred'],
+          [[t.rebooted ?? 0, t.verified ?? 0, t.verifyFailed ?? 0, t.rebootsDeferred ?? 0].map(String)],
+        )]),
     '',
     ...table(
       ['stage', 'title', 'success', 'failed', 'not run'],
