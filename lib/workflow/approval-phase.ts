@@ -5,7 +5,8 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { StageDefinition } from '../stages';
-import { Gate, THROTTLING_ERRORS } from './gate';
+import { Gate } from './gate';
+import { lambdaTask, THROTTLING_ERRORS, THROTTLING_RETRY } from './lambda-task';
 
 export interface ApprovalPhaseProps {
   readonly approvalFunction: lambda.IFunction;
@@ -59,7 +60,7 @@ export class ApprovalPhase extends sfn.StateMachineFragment {
       resultPath: sfn.JsonPath.DISCARD,
       taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
     });
-    notify.addRetry({ errors: ['SNS.ThrottledException', 'SNS.InternalErrorException', ...THROTTLING_ERRORS], interval: Duration.seconds(5), backoffRate: 2, maxAttempts: 5 });
+    notify.addRetry({ ...THROTTLING_RETRY, errors: ['SNS.ThrottledException', 'SNS.InternalErrorException', ...THROTTLING_ERRORS] });
     notify.addCatch(groupFailed, { resultPath: '$.error' });
 
     // The token goes to the approval function only, which keeps it in S3; links carry an opaque id.
@@ -72,7 +73,7 @@ export class ApprovalPhase extends sfn.StateMachineFragment {
       resultPath: '$.decision',
     });
     // A retry runs the wait action again with a new token, which replaces the stored one.
-    wait.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(5), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
+    wait.addRetry(THROTTLING_RETRY);
     const close = this.task('Close', fn, 'approval: record deferral', { action: 'close', ...GROUP_REF, 'error.$': '$.error' }, '$.closed');
     close.addCatch(groupFailed, { resultPath: '$.error' });
     close.next(groupDone('approval: reboot deferred', 'deferred'));
@@ -152,16 +153,7 @@ export class ApprovalPhase extends sfn.StateMachineFragment {
     this.endStates = [groups];
   }
 
-  private task(id: string, fn: lambda.IFunction, stateName: string, payload: Record<string, unknown>, resultPath: string): tasks.LambdaInvoke {
-    const t = new tasks.LambdaInvoke(this, id, {
-      stateName,
-      lambdaFunction: fn,
-      payload: sfn.TaskInput.fromObject(payload),
-      payloadResponseOnly: true,
-      resultPath,
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(5)),
-    });
-    t.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(5), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
-    return t;
+  private task(id: string, fn: lambda.IFunction, stateName: string, payload: Record<string, unknown>, resultPath?: string): tasks.LambdaInvoke {
+    return lambdaTask(this, id, { stateName, fn, payload, resultPath });
   }
 }

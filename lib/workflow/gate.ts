@@ -1,17 +1,9 @@
 import { Duration } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { lambdaTask } from './lambda-task';
 
-/** Errors a pipeline Lambda raises when AWS throttles it after the SDK's own retries. */
-export const THROTTLING_ERRORS = [
-  'ThrottlingException',
-  'ThrottledException',
-  'TooManyRequestsException',
-  'RequestLimitExceeded',
-  'Lambda.TooManyRequestsException',
-];
 
 export interface GateStep {
   /** Verb phrase shown in the state name, e.g. 'check markers'. */
@@ -54,23 +46,8 @@ export class Gate extends sfn.StateMachineFragment {
   constructor(scope: Construct, id: string, props: GateProps) {
     super(scope, id);
     const errorPath = props.errorPath ?? '$.error';
-    const task = (title: string, fn: lambda.IFunction, payload: Record<string, unknown>): tasks.LambdaInvoke => {
-      const t = new tasks.LambdaInvoke(this, title, {
-        stateName: `${props.name}: ${title}`,
-        lambdaFunction: fn,
-        payload: sfn.TaskInput.fromObject(payload),
-        payloadResponseOnly: true,
-        resultPath: '$.gate',
-        taskTimeout: sfn.Timeout.duration(props.taskTimeout ?? Duration.minutes(5)),
-        retryOnServiceExceptions: true,
-      });
-      t.addRetry({
-        errors: THROTTLING_ERRORS,
-        interval: Duration.seconds(5),
-        backoffRate: 2,
-        maxAttempts: 6,
-        jitterStrategy: sfn.JitterType.FULL,
-      });
+    const task = (title: string, fn: lambda.IFunction, payload: Record<string, unknown>): sfn.TaskStateBase => {
+      const t = lambdaTask(this, title, { stateName: `${props.name}: ${title}`, fn, payload, resultPath: '$.gate', timeout: props.taskTimeout });
       t.addCatch(props.onError, { resultPath: errorPath });
       return t;
     };

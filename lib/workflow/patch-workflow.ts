@@ -1,4 +1,3 @@
-import { Duration } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -6,7 +5,8 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { StageDefinition } from '../stages';
 import { ApprovalPhase } from './approval-phase';
-import { Gate, THROTTLING_ERRORS } from './gate';
+import { Gate } from './gate';
+import { lambdaTask } from './lambda-task';
 
 /** The functions the workflow calls, one per step kind. */
 export interface PatchWorkflowFunctions {
@@ -189,17 +189,7 @@ export class PatchWorkflow extends Construct {
     );
   }
 
-  /** A run-level Lambda task; without resultPath its result replaces the state (ASL's default, left implicit). */
   private task(id: string, fn: lambda.IFunction, stateName: string, payload: Record<string, unknown>, resultPath?: string): tasks.LambdaInvoke {
-    const t = new tasks.LambdaInvoke(this, id, {
-      stateName,
-      lambdaFunction: fn,
-      payload: sfn.TaskInput.fromObject(payload),
-      payloadResponseOnly: true,
-      resultPath,
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(5)),
-    });
-    t.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(5), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
-    return t;
+    return lambdaTask(this, id, { stateName, fn, payload, resultPath });
   }
 }
