@@ -24,3 +24,6 @@ figures() {
 
 figures default
 figures fleet200 --instances 200 --seed 1
+
+# The invariants of the 200-instance run: stopped ones stopped again, no command before a completed snapshot.
+npx tsx scripts/check-sim-run.ts "$out_root/fleet200"
