@@ -22,6 +22,9 @@ export interface ApprovalPhaseProps {
   readonly onError: sfn.IChainable;
 }
 
+/** Label of the approval Map's child executions (their ARNs end in <state machine>/<label>:...). */
+export const APPROVAL_MAP_LABEL = 'RebootApproval';
+
 const RUN_REF = { 'runId.$': '$.runId', 'bucket.$': '$.bucket', 'config.$': '$.config' };
 const GROUP_REF = { ...RUN_REF, 'groupId.$': '$.groupId' };
 /** The error names a rejected or unanswered request ends with; both defer the group's reboot. */
@@ -137,12 +140,15 @@ export class ApprovalPhase extends sfn.StateMachineFragment {
         .otherwise(notify.next(wait).next(approved)),
     );
 
-    // Inline: task tokens of the parent execution; AWS runs up to 40 groups at once.
-    const groups = new sfn.Map(this, 'Groups', {
+    // Distributed: every group waits in its own child execution, so hundreds of applications can wait at
+    // once (an inline Map runs at most 40) and each group's reboot and verify polling has its own history.
+    const groups = new sfn.DistributedMap(this, 'Groups', {
       stateName: 'Reboot approvals',
       itemsPath: '$.approvals.groups',
       itemSelector: { ...RUN_REF, 'groupId.$': '$$.Map.Item.Value' },
-      maxConcurrency: 0,
+      maxConcurrency: 1000,
+      mapExecutionType: sfn.StateMachineType.STANDARD,
+      label: APPROVAL_MAP_LABEL,
       resultPath: '$.approvalResults',
     });
     groups.itemProcessor(group);

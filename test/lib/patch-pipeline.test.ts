@@ -128,7 +128,9 @@ describe('PatchPipeline', () => {
     const put = statementsOf('approval-endpoint').find((s) => s.Action === 's3:PutObject');
     expect(JSON.stringify(put.Resource)).toMatch(/\/runs\/\*\/approvals\/\*"/);
     const respond = statementsOf('approval-endpoint').find((s) => String(s.Action).includes('SendTaskSuccess'));
-    expect(respond.Resource).toEqual({ Ref: expect.stringMatching(/^PatchPipelineStateMachine/) });
+    expect(respond.Resource[0]).toEqual({ Ref: expect.stringMatching(/^PatchPipelineStateMachine/) });
+    expect(respond.Resource[1]).toEqual({ 'Fn::Join': ['', [{ Ref: expect.stringMatching(/^PatchPipelineStateMachine/) }, '/RebootApproval*']] });
+    expect(respond.Resource).toHaveLength(2);
   });
 
   test('publishes approval requests on an encrypted topic and serves the endpoint as a function URL', () => {
