@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the non-npm tools the tests call are present: shellcheck (Debian), cfn-lint and
-# moto (Python). Installs what is missing when it can, else says how.
+# Makes sure the non-npm tools the tests call are present: shellcheck and chromium (Debian), cfn-lint
+# and moto (Python). Installs what is missing when it can, else says how.
 set -euo pipefail
 
 missing=0
@@ -10,6 +10,14 @@ if ! command -v shellcheck >/dev/null 2>&1; then
   echo "ensure-tools: installing shellcheck (apt-get)"
   if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; }; then
     echo "ensure-tools: shellcheck is missing: apt-get install shellcheck" >&2; missing=1
+  fi
+fi
+
+# The approval page test drives Debian's Chromium through playwright-core (which downloads no browser).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "ensure-tools: installing chromium (apt-get)"
+  if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+    echo "ensure-tools: chromium is missing: apt-get update && apt-get install -y chromium" >&2; missing=1
   fi
 fi
 
