@@ -28,7 +28,7 @@ const groupEvents =
   4 + TASK + CHOICE + TASK /* sns */ + TASK /* wait */ + gate(d.approval.rebootTimeoutSeconds) + 6 + chunksPerGroup * (4 + gate(VERIFY_STAGE.timeoutSeconds) + PASS) + PASS;
 const parentEvents = 4 + TASK + CHOICE + PASS + TASK + CHOICE + TASK + CHOICE + 8 /* batch map run */ + TASK + 8 /* approval map run */ + gate(d.powerOnTimeoutSeconds) + TASK + CHOICE + 2;
 
-const ids = (n: number, f: (i: number) => string): string[] => Array.from({ length: n }, (_, i) => f(i));
+const ids = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
 const state = {
   runId: 'scheduled-prod-sunday-2026-11-29T03-00-00Z-0123456789abcdef',
   bucket: 'patchpipelinestack-patchpipelinerunbucket816d8b13-abcdefghijkl',
