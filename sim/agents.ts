@@ -71,6 +71,38 @@ export function prepareSandbox(root: string, realDate: string): AgentSandbox {
     `#!/bin/bash\n# Simulated clock: real date + the run's offset, unless a date is given.\nfor a in "$@"; do case "$a" in -d|-d*|--date*|-r|-r*|--reference*|-f|--file*|-s|--set*) exec ${realDate} "$@";; esac; done\nexec ${realDate} -d "@$(( $(${realDate} +%s) + \${PP_SIM_CLOCK_OFFSET:-0} ))" "$@"\n`,
     { mode: 0o755 },
   );
+  // systemd and the local health URL, as the verify document sees them after a reboot.
+  fs.writeFileSync(
+    path.join(common, 'systemctl'),
+    `#!/bin/bash\n# Simulated systemd: every unit is active except those in PP_SIM_FAILED_UNITS (comma-separated).\nfailed=",\${PP_SIM_FAILED_UNITS:-},"\ncase "\${1:-}" in\n  is-active)\n    shift; rc=0\n    for u in "$@"; do\n      case "$u" in -*) continue;; esac\n      case "$failed" in *",$u,"*|*",\${u%.service},"*) echo inactive; rc=3;; *) echo active;; esac\n    done\n    exit "$rc";;\n  *) exit 0;;\nesac\n`,
+    { mode: 0o755 },
+  );
+  const realCurl = ['/usr/bin/curl', '/bin/curl', '/usr/local/bin/curl'].find((c) => fs.existsSync(c)) ?? 'curl-missing';
+  fs.writeFileSync(
+    path.join(common, 'curl'),
+    [
+      '#!/bin/bash',
+      '# Local health URLs (http://localhost, http://127.0.0.1 other than the simulation\'s own IMDS and S3) answer',
+      '# 200, or 503 when PP_SIM_HEALTH_URL_FAILS=1; everything else goes to the real curl.',
+      'url=""; fmt=""; fail=0; args=("$@")',
+      'for ((i = 0; i < ${#args[@]}; i++)); do',
+      '  a="${args[$i]}"',
+      '  case "$a" in',
+      '    -w|--write-out) fmt="${args[$((i + 1))]}"; i=$((i + 1));;',
+      '    -f|--fail|-sf|-fs|-sSf|-fsS|-sSfL|-fsSL) fail=1;;',
+      '    http://localhost*|http://127.0.0.1*) url="$a";;',
+      '  esac',
+      'done',
+      'for p in ${PP_SIM_OWN_ENDPOINTS:-}; do case "$url" in "$p"*) url="";; esac; done',
+      `if [ -z "$url" ]; then exec ${realCurl} "$@"; fi`,
+      'code=200; if [ "${PP_SIM_HEALTH_URL_FAILS:-}" = 1 ]; then code=503; fi',
+      'pat="%{http_code}"; printf \'%s\' "${fmt//"$pat"/$code}"',
+      'if [ "$code" -ge 400 ] && [ "$fail" = 1 ]; then exit 22; fi',
+      'exit 0',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
   fs.writeFileSync(
     path.join(common, 'hostname'),
     `#!/bin/bash\ncase "\${1:-}" in -d|--domain) printf '%s\\n' "\${PP_SIM_DOMAIN:-}";; -f|--fqdn) printf '%s.%s\\n' "\${PP_SIM_HOSTNAME:-localhost}" "\${PP_SIM_DOMAIN:-}";; *) printf '%s\\n' "\${PP_SIM_HOSTNAME:-localhost}";; esac\n`,
@@ -113,6 +145,8 @@ export interface LinuxRun {
   readonly fail: boolean;
   readonly dropMarker: boolean;
   readonly realAws?: string;
+  /** Extra environment of the agent (fake /proc/stat, failing units, ...). */
+  readonly env?: Record<string, string>;
 }
 
 /** Substitutes {{ Param }} like the agent does, and sets SSM_<Param> (ENV_VAR interpolation). */
@@ -148,6 +182,7 @@ export function runLinuxScript(run: LinuxRun, cmd: Command, doc: SsmDocument, ti
     ...(run.realAws ? { PP_SIM_REAL_AWS: run.realAws } : {}),
     ...(run.fail ? { PP_SIM_FAIL: '1' } : {}),
     ...(run.dropMarker ? { PP_SIM_DROP_MARKERS: '1' } : {}),
+    ...(run.env ?? {}),
   };
   for (const [name, values] of Object.entries(cmd.parameters)) env[`SSM_${name}`] = values.join(',');
   return new Promise((resolve) => {

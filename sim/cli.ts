@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
+import readline from 'node:readline/promises';
+import { Answer, parseApproveMode, PendingApproval } from './approvals';
 import { MotoMissingError } from './local-aws';
 import { Fault, loadScenario, Scenario } from './scenario';
 import { simulate } from './simulate';
@@ -16,7 +18,13 @@ const program = new Command()
   .option('--apps <list>', 'comma-separated Application tag values', (v) => v.split(',').filter(Boolean))
   .option('--tag <key=value...>', 'extra tag on every instance (repeatable)')
   .option('--duration <stage=seconds...>', 'simulated seconds a stage takes per instance (repeatable; * for the rest)')
-  .option('--fault <spec...>', 'fault: stage-fails:<inst>:<stage> | marker-missing:<inst>:<stage> | agent-offline:<inst> | snapshot-fails:<inst> | terminated:<inst>:<stage> | throttle:<Operation>:<count>')
+  .option(
+    '--fault <spec...>',
+    'fault: stage-fails:<inst>:<stage> | marker-missing:<inst>:<stage> | agent-offline:<inst> | snapshot-fails:<inst> | terminated:<inst>:<stage> | throttle:<Operation>:<count> | no-reboot-return:<inst> | health-fails:<inst>[:<unit>] | did-not-reboot:<inst>',
+  )
+  .option('--approve <mode>', 'answers to reboot approvals: all | none | timeout | <app,app,...> (approve those, reject the rest) | prompt (ask, needs a terminal) | external (answer in a browser through the served links)', 'all')
+  .option('--approval-wait <seconds>', 'prompt / external: real seconds a request stays open before its simulated timeout may fire', (v) => Number(v))
+  .option('--reboot-seconds <n>', 'simulated seconds an instance is offline after RebootInstances', (v) => Number(v))
   .option('--calendar <name=OPEN|CLOSED>', 'the change calendar GetCalendarState answers for, and its state')
   .option('--seed <n>', 'seed of the fleet, durations and package lists', (v) => Number(v))
   .option('--input <json|file>', 'execution input (default {} = the deployed defaults)')
@@ -33,8 +41,13 @@ function parseFault(spec: string): Fault {
     case 'terminated':
       if (!a || !b) throw new Error(`--fault ${spec}: expected ${type}:<instance>:<stage>`);
       return { type, instance: inst(a), stage: b };
+    case 'health-fails':
+      if (!a) throw new Error(`--fault ${spec}: expected health-fails:<instance>[:<unit>]`);
+      return { type, instance: inst(a), ...(b ? { unit: b } : {}) };
     case 'agent-offline':
     case 'snapshot-fails':
+    case 'no-reboot-return':
+    case 'did-not-reboot':
       if (!a) throw new Error(`--fault ${spec}: expected ${type}:<instance>`);
       return { type, instance: inst(a) };
     case 'throttle':
@@ -71,6 +84,7 @@ async function main(): Promise<number> {
     ...(o.seed !== undefined ? { seed: o.seed as number } : {}),
     ...(o.tag ? { tags: { ...(file.tags ?? {}), ...pairs(o.tag as string[], '--tag') } } : {}),
     ...(o.duration ? { durations: { ...(file.durations ?? {}), ...Object.fromEntries(Object.entries(pairs(o.duration as string[], '--duration')).map(([k, v]) => [k, Number(v)])) } } : {}),
+    ...(o.rebootSeconds !== undefined ? { rebootSeconds: o.rebootSeconds as number } : {}),
     ...(o.calendar ? { calendar: parseCalendar(String(o.calendar), file.calendar?.nextTransitionTime) } : {}),
     ...(o.fault ? { faults: [...(file.faults ?? []), ...(o.fault as string[]).map(parseFault)] } : {}),
   };
@@ -80,7 +94,14 @@ async function main(): Promise<number> {
     input = JSON.parse(fs.existsSync(raw) ? fs.readFileSync(raw, 'utf-8') : raw) as Record<string, unknown>;
   }
   const tty = process.stdout.isTTY;
+  const approve = parseApproveMode(String(o.approve ?? 'all'));
+  if (approve.kind === 'prompt' && !process.stdin.isTTY) {
+    throw new UsageError('--approve prompt asks at the terminal, but stdin is not a TTY; use --approve all | none | timeout | <app,app,...> | external');
+  }
   const result = await simulate({
+    approve,
+    ...(approve.kind === 'prompt' ? { askApproval: askAtTerminal } : {}),
+    ...(o.approvalWait !== undefined ? { approvalWaitSeconds: o.approvalWait as number } : {}),
     scenario,
     input,
     outDir: o.out as string | undefined,
@@ -98,10 +119,37 @@ async function main(): Promise<number> {
   console.log(`state transitions ${m.stateTransitions}, history events ~${m.historyEvents}, simulated ${m.simulatedSeconds} s, wall ${m.wallSeconds} s`);
   console.log(`lambda invocations: ${Object.entries(m.lambdaInvocations).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   console.log(`aws api calls: ${Object.entries(m.awsApiCalls).map(([k, v]) => `${k}=${v}`).join(' ')}${m.ssmThrottled ? ` (throttled ${m.ssmThrottled})` : ''}`);
+  for (const a of result.approvals) console.log(`approval ${a.application}: ${a.outcome ?? 'open'}${a.via ? ` (${a.answer} via ${a.via})` : ''}`);
   for (const n of result.notes) console.log(`note: ${n}`);
   console.log(`report: ${path.join(result.outDir, 'report.json')}`);
   return result.status === 'SUCCEEDED' ? 0 : 1;
 }
+
+/** --approve prompt: lists the groups waiting for a decision, then asks y/n per group. */
+async function askAtTerminal(pending: PendingApproval[]): Promise<Record<string, Answer>> {
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    console.log(`\n${pending.length} reboot approval${pending.length === 1 ? '' : 's'} waiting:`);
+    for (const p of pending) console.log(`  ${p.application} (${p.groupId}): ${p.instanceNames.join(', ')}; approver ${p.approver || '-'}\n    ${p.link ?? '(no link)'}`);
+    const answers: Record<string, Answer> = {};
+    for (const p of pending) {
+      for (;;) {
+        const a = (await rl.question(`Reboot ${p.application} (${p.instanceIds.length} instance${p.instanceIds.length === 1 ? '' : 's'})? [y]es / [n]o / [t]imeout: `)).trim().toLowerCase();
+        if (/^(y|yes)$/.test(a)) answers[p.groupId] = 'approve';
+        else if (/^(n|no)$/.test(a)) answers[p.groupId] = 'reject';
+        else if (/^(t|timeout)$/.test(a)) answers[p.groupId] = 'timeout';
+        else continue;
+        break;
+      }
+    }
+    return answers;
+  } finally {
+    rl.close();
+  }
+}
+
+/** A wrong flag: its message is the whole story, no stack. */
+class UsageError extends Error {}
 
 function printTable(head: string[], rows: string[][]): void {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -114,7 +162,7 @@ function printTable(head: string[], rows: string[][]): void {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error(err instanceof MotoMissingError ? err.message : `simulate: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    console.error(err instanceof MotoMissingError ? err.message : err instanceof UsageError ? `simulate: ${err.message}` : `simulate: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
     process.exit(2);
   },
 );

@@ -1,6 +1,7 @@
 import { CreateTagsCommand, DescribeInstancesCommand, EC2Client, RunInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import { LinuxPackage, PackageState } from './agents';
 import { DEFAULT_DURATIONS, Fault, InstanceSpec, prng, Scenario } from './scenario';
 
@@ -152,7 +153,7 @@ export async function runWindowsModel(
   s3: S3Client,
   inst: SimInstance,
   params: Record<string, string[]>,
-  opts: { fail: boolean; dropMarker: boolean; domain: string },
+  opts: { fail: boolean; dropMarker: boolean; domain: string; procStat?: string; failedUnits?: string[]; urlFails?: boolean },
 ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const p = (n: string): string => params[n]?.[0] ?? '';
   const bucket = p('Bucket');
@@ -167,7 +168,11 @@ export async function runWindowsModel(
   const st = inst.packages;
   try {
     if (opts.fail) throw new Error('simulated failure: Windows Update service returned 0x80240022');
-    if (p('Phase') && p('OutputPrefix')) {
+    if (stage === 'verify') {
+      const v = verifyWindows(inst, p, opts);
+      status = v.ok ? 'Success' : 'Failed';
+      detail = v.detail;
+    } else if (p('Phase') && p('OutputPrefix')) {
       let csv = row(['instance_id', 'owner', 'domain', 'application', 'name', 'version', 'installed_on']);
       for (const k of st.packages) csv += row([inst.instanceId, owner, opts.domain, app, k.release, k.name, iso(k.installTime * 1000)]);
       await put(`${p('OutputPrefix')}${inst.instanceId}.csv`, csv, 'text/csv');
@@ -208,4 +213,39 @@ export async function runWindowsModel(
     await put(`${p('MarkerPrefix')}${inst.instanceId}.json`, `${JSON.stringify(marker)}\n`, 'application/json');
   }
   return { exitCode: status === 'Success' ? 0 : 1, stdout: `${detail}\n`, stderr: status === 'Failed' ? `${detail}\n` : '' };
+}
+
+/** verify.ps1 modelled: LastBootUpTime (the instance's fake /proc/stat btime) after RebootedAfter, services Running, health URL. */
+function verifyWindows(inst: SimInstance, p: (n: string) => string, opts: { procStat?: string; failedUnits?: string[]; urlFails?: boolean }): { ok: boolean; detail: string } {
+  const after = Math.floor(Date.parse(p('RebootedAfter')) / 1000);
+  const btime = Number(/^btime (\d+)$/m.exec(opts.procStat ? readIfExists(opts.procStat) : '')?.[1] ?? NaN);
+  if (!Number.isFinite(after)) return { ok: false, detail: `cannot read RebootedAfter ${p('RebootedAfter')}` };
+  if (!Number.isFinite(btime)) return { ok: false, detail: 'boot time unknown (LastBootUpTime not readable)' };
+  const t = (sec: number): string => iso(sec * 1000);
+  if (btime < after) return { ok: false, detail: `did not reboot: boot time ${t(btime)} is before ${t(after)}` };
+  const list = (...values: (string | undefined)[]): string[] => [...new Set(values.flatMap((v) => (v ?? '').split(',')).map((x) => x.trim()).filter(Boolean))];
+  const services = list(p('ServiceNames'), inst.tags.HealthServices);
+  const urls = list(p('HealthUrl'), inst.tags.HealthUrl);
+  const checks = [`boot ${t(btime)} after ${t(after)}`];
+  let failed = 0;
+  for (const svc of services) {
+    const down = (opts.failedUnits ?? []).includes(svc);
+    if (down) failed++;
+    checks.push(`service ${svc} ${down ? 'Stopped' : 'Running'}`);
+  }
+  for (const url of urls) {
+    if (opts.urlFails) failed++;
+    checks.push(`url ${url} ${opts.urlFails ? 503 : 200}`);
+  }
+  if (services.length === 0 && urls.length === 0) checks.push('no application checks configured');
+  const detail = checks.join('; ');
+  return failed ? { ok: false, detail: `${detail}; ${failed} of ${services.length + urls.length + 1} checks failed` } : { ok: true, detail };
+}
+
+function readIfExists(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf-8');
+  } catch {
+    return '';
+  }
 }

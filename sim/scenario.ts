@@ -12,6 +12,12 @@ export type Fault =
   | { readonly type: 'snapshot-fails'; readonly instance: number | string }
   /** The instance is terminated when the stage's command is sent to it. */
   | { readonly type: 'terminated'; readonly instance: number | string; readonly stage: string }
+  /** After RebootInstances the instance never comes back: its agent stays ConnectionLost. */
+  | { readonly type: 'no-reboot-return'; readonly instance: number | string }
+  /** After the reboot a health check fails: the systemd unit (or Windows service) `unit` is inactive; without `unit`, the health URL answers 503. */
+  | { readonly type: 'health-fails'; readonly instance: number | string; readonly unit?: string }
+  /** The instance goes offline and comes back after RebootInstances, but its boot time does not change. */
+  | { readonly type: 'did-not-reboot'; readonly instance: number | string }
   /** The first `count` calls of an SSM operation get ThrottlingException (the SDK retries them). */
   | { readonly type: 'throttle'; readonly operation: string; readonly count: number };
 
@@ -42,6 +48,8 @@ export interface Scenario {
   readonly tags?: Record<string, string>;
   /** Simulated seconds a stage takes on one instance, by stage id ('*' for the rest); +-25 % seeded jitter. */
   readonly durations?: Record<string, number>;
+  /** Simulated seconds an instance is offline (SSM ping ConnectionLost) after RebootInstances; default 60. */
+  readonly rebootSeconds?: number;
   /** Simulated seconds a snapshot takes to complete. */
   readonly snapshotSeconds?: number;
   /** Explicit instances; when given, `instances`, `stopped`, `windows` only fill what they leave open. */

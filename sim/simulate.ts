@@ -3,8 +3,10 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, Cre
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { prepareInstanceDir, prepareSandbox, readPackageState, runLinuxScript, startImds } from './agents';
-import { SimClock } from './clock';
+import { Activity, ApprovalDesk, ApprovalOutcome, Answer, ApproveMode, describeMode, functionUrlEvent, FunctionUrlEventV2, FunctionUrlResponse, linkOf, parseApproveMode, PendingApproval, serveFunctionUrl, SfnCallbackService } from './approvals';
+import { RealDate, SimClock } from './clock';
 import { buildFleet, createFleetInMoto, ec2States, faultsOf, runWindowsModel, SimInstance, stageDuration, terminate } from './fleet';
 import { CountingProxy, MotoServer, rewriteSnapshotItems, startCountingProxy, startMoto } from './local-aws';
 import { Scenario } from './scenario';
@@ -31,6 +33,17 @@ export interface SimOptions {
    * bad inputs, without a moto per input). Their outcomes are in SimResult.executions.
    */
   readonly executions?: readonly { readonly input: Record<string, unknown>; readonly runId: string }[];
+  /**
+   * How approval requests are answered: all (default), none, timeout, a list of applications to
+   * approve (the others are rejected), prompt (askApproval) or external (the served endpoint only).
+   */
+  readonly approve?: ApproveMode | string;
+  /** --approve prompt: asked when the run waits for nothing but decisions; one answer per group id. */
+  readonly askApproval?: (pending: PendingApproval[]) => Promise<Record<string, Answer>>;
+  /** external / prompt: real seconds an unanswered request stays open before its simulated timeout may fire (default 600). */
+  readonly approvalWaitSeconds?: number;
+  /** Called when an approval request waits for a decision (its link opens in a browser while the run lasts). */
+  readonly onApprovalRequest?: (p: PendingApproval) => void;
 }
 
 export interface ExecutionOutcome {
@@ -68,8 +81,20 @@ export interface SimResult {
   /** runs/<runId>/run.json as discover wrote it (config, targets), if it did. */
   readonly run?: Record<string, unknown>;
   readonly executions: ExecutionOutcome[];
-  /** What sns:publish tasks published (approval requests). */
-  readonly notifications: { state: string; topicArn: string; subject: string; message: string }[];
+  /** What sns:publish tasks published (approval requests), with the signed link of the message. */
+  readonly notifications: Notification[];
+  /** Every approval request of the executions: who answered, how, and how the wait ended. */
+  readonly approvals: ApprovalOutcome[];
+  /** The approval endpoint's local "function URL" (served while the simulation ran). */
+  readonly approvalEndpointUrl?: string;
+}
+
+export interface Notification {
+  readonly state: string;
+  readonly topicArn: string;
+  readonly subject: string;
+  readonly message: string;
+  readonly link?: string;
 }
 
 export interface SimMetrics {
@@ -84,6 +109,9 @@ export interface SimMetrics {
 
 const DEFAULT_SCENARIO: Scenario = { instances: 6, stopped: 0.34, windows: 0.5, seed: 1, snapshotSeconds: 120 };
 const WAIT_MS = 5;
+/** $$.Task.Token in the engine's context; each callback invocation replaces it with a fresh token. */
+const TOKEN_PLACEHOLDER = '__PP_SIM_TASK_TOKEN__';
+const DEFAULT_REBOOT_SECONDS = 60;
 
 /** Runs the synthesized state machine with the bundled Lambdas against a simulated fleet. */
 export async function simulate(options: SimOptions = {}): Promise<SimResult> {
@@ -97,6 +125,8 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
   const outDir = path.resolve(options.outDir ?? path.join(root, 'sim-out', runId));
   const seed = scenario.seed ?? 1;
   const faults = scenario.faults ?? [];
+  const mode: ApproveMode = typeof options.approve === 'object' ? options.approve : parseApproveMode(options.approve);
+  if (mode.kind === 'prompt' && !options.askApproval) throw new Error('--approve prompt needs an interactive prompt (askApproval)');
 
   const templateFile = ensureTemplate(root, options.template, log);
   const bucketName = `patch-pipeline-sim-${seed}`;
@@ -123,10 +153,13 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
     const s3direct = new S3Client({ ...direct, forcePathStyle: true });
     await s3direct.send(new S3CreateBucket({ Bucket: bucketName, CreateBucketConfiguration: { LocationConstraint: region as never } }));
 
+    const workRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'pp-sim-'));
+    cleanups.push(async () => fs.rmSync(workRoot, { recursive: true, force: true }));
     const fleet = buildFleet(scenario, targetTags);
     await createFleetInMoto(ec2, fleet);
     const byId = new Map(fleet.map((i) => [i.instanceId, i]));
     const faultsFor = (i: SimInstance) => faultsOf(fleet, faults, i);
+    const hasFault = (inst: SimInstance, type: string, stage?: string) => faultsFor(inst).some((f) => f.type === type && (stage === undefined || (f as { stage?: string }).stage === stage));
     log(`fleet: ${fleet.length} instances (${fleet.filter((i) => i.platform === 'Windows').length} Windows, ${fleet.filter((i) => i.initialState === 'stopped').length} stopped)`);
 
     // Snapshots: moto completes them at once; the proxy reports them pending for the simulated
@@ -141,8 +174,29 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
       return elapsed >= snapshotMs ? { status: 'completed', progress: 100 } : { status: 'pending', progress: Math.floor((elapsed / snapshotMs) * 100) };
     };
     let stateCache: Promise<Map<string, string>> | undefined;
+    // Reboots: the agent is offline for rebootSeconds (simulated), then pings again from a new boot.
+    const rebootMs = (scenario.rebootSeconds ?? DEFAULT_REBOOT_SECONDS) * 1000;
+    const reboots = new Map<string, { requestedAt: number; backAt: number }>();
+    const procStatOf = (id: string): string => path.join(workRoot, 'instances', id, 'proc-stat');
+    const writeBootTime = (id: string, epochSeconds: number): void => {
+      fs.mkdirSync(path.dirname(procStatOf(id)), { recursive: true });
+      fs.writeFileSync(procStatOf(id), `cpu  4705 356 584 3699 23 23 0 0 0 0\nintr 0\nctxt 0\nbtime ${epochSeconds}\nprocesses 1\n`);
+    };
+    const offline = (inst: SimInstance): boolean => {
+      const r = reboots.get(inst.instanceId);
+      return !!r && (hasFault(inst, 'no-reboot-return') || clock.now() < r.backAt);
+    };
     const proxy: CountingProxy = await startCountingProxy(moto.url, (action, params, body) => {
       if (/^(Start|Stop|Reboot|Terminate)Instances$/.test(action)) stateCache = undefined;
+      if (action === 'RebootInstances' && !body.includes('<Errors>')) {
+        const now = clock.now();
+        for (const [k, id] of params) {
+          const inst = /^InstanceId\.\d+$/.test(k) ? byId.get(id) : undefined;
+          if (!inst) continue;
+          reboots.set(id, { requestedAt: now, backAt: now + rebootMs });
+          if (!hasFault(inst, 'did-not-reboot')) writeBootTime(id, Math.floor((now + Math.min(rebootMs / 2, 15000)) / 1000));
+        }
+      }
       if (action === 'CreateSnapshots' || action === 'CreateSnapshot') {
         return rewriteSnapshotItems(body, (item) => {
           const meta = { instanceId: (item.volumeId && volumeOwner.get(item.volumeId)) ?? params.get('InstanceSpecification.InstanceId') ?? '', createdAt: clock.now() };
@@ -162,11 +216,21 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
 
     const imds = await startImds((id) => byId.get(id)?.tags);
     cleanups.push(() => imds.stop());
-    const workRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'pp-sim-'));
-    cleanups.push(async () => fs.rmSync(workRoot, { recursive: true, force: true }));
     const realDate = fs.existsSync('/usr/bin/date') ? '/usr/bin/date' : '/bin/date';
     const sandbox = prepareSandbox(workRoot, realDate);
     for (const inst of fleet) if (inst.platform === 'Linux') inst.instanceDir = prepareInstanceDir(sandbox, inst.instanceId, inst.packages);
+    // Up for twelve days when the run starts; a reboot writes a new btime (verify reads it).
+    for (const inst of fleet) writeBootTime(inst.instanceId, Math.floor(clock.now() / 1000) - 12 * 86400);
+    const healthEnv = (inst: SimInstance): Record<string, string> => {
+      const h = faultsFor(inst).filter((f): f is Extract<typeof f, { type: 'health-fails' }> => f.type === 'health-fails');
+      const units = h.map((f) => f.unit).filter((u): u is string => !!u);
+      return {
+        PP_PROC_STAT: procStatOf(inst.instanceId),
+        PP_SIM_OWN_ENDPOINTS: `${imds.base} ${proxy.url}`,
+        ...(units.length ? { PP_SIM_FAILED_UNITS: units.join(',') } : {}),
+        ...(h.some((f) => !f.unit) ? { PP_SIM_HEALTH_URL_FAILS: '1' } : {}),
+      };
+    };
     const s3agent = new S3Client({ region, endpoint: proxy.url, credentials: creds, forcePathStyle: true });
 
     // Power states for the agents' ping, from one DescribeInstances of the whole fleet. moto takes
@@ -183,7 +247,6 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
       return (await stateCache).get(id);
     };
     const stageOf = (p: Record<string, string[]>): string => p.Stage?.[0] ?? '';
-    const hasFault = (inst: SimInstance, type: string, stage?: string) => faultsFor(inst).some((f) => f.type === type && (stage === undefined || (f as { stage?: string }).stage === stage));
 
     const ssm = new SsmService(
       tpl.documents,
@@ -199,7 +262,13 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
           const st = await stateOf(id);
           if (!i || !st || st === 'terminated' || st === 'shutting-down') return undefined;
           if (hasFault(i, 'agent-offline')) return 'ConnectionLost';
+          if (st === 'running' && offline(i)) return 'ConnectionLost';
           return st === 'running' ? 'Online' : 'ConnectionLost';
+        },
+        lastPing: (id) => {
+          const i = byId.get(id);
+          const r = reboots.get(id);
+          return i && r && offline(i) ? r.requestedAt : clock.now();
         },
         durationSeconds: (id, cmd) => stageDuration(seed, scenario.durations, stageOf(cmd.parameters), byId.get(id)?.name ?? id),
         onSendCommand: async (cmd) => {
@@ -218,9 +287,16 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
           const dropMarker = hasFault(i, 'marker-missing', stage);
           const result =
             i.platform === 'Windows'
-              ? await runWindowsModel(s3agent, i, cmd.parameters, { fail, dropMarker, domain: 'corp.example.com' })
+              ? await runWindowsModel(s3agent, i, cmd.parameters, {
+                  fail,
+                  dropMarker,
+                  domain: 'corp.example.com',
+                  procStat: procStatOf(id),
+                  failedUnits: faultsFor(i).flatMap((f) => (f.type === 'health-fails' && f.unit ? [f.unit] : [])),
+                  urlFails: faultsFor(i).some((f) => f.type === 'health-fails' && !f.unit),
+                })
               : await runLinuxScript(
-                  { sandbox, instanceDir: i.instanceDir!, instanceId: id, region, hostname: i.name, domain: 'corp.example.com', imdsEndpoint: `${imds.base}/${id}`, s3Endpoint: proxy.url, clockOffsetSeconds: clock.offsetSeconds(), fail, dropMarker },
+                  { sandbox, instanceDir: i.instanceDir!, instanceId: id, region, hostname: i.name, domain: 'corp.example.com', imdsEndpoint: `${imds.base}/${id}`, s3Endpoint: proxy.url, clockOffsetSeconds: clock.offsetSeconds(), fail, dropMarker, env: healthEnv(i) },
                   cmd,
                   doc,
                   120000,
@@ -246,6 +322,36 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
     await ssm.start();
     cleanups.push(() => ssm.stop());
 
+    // The approval signing secret (Secrets Manager through SSM's reference path), new every run.
+    const secret = randomBytes(32).toString('base64url');
+    for (const fn of tpl.functions.values()) {
+      const id = fn.environment.APPROVAL_SECRET_ID;
+      if (id) ssm.parameters.set(`/aws/reference/secretsmanager/${id}`, { value: secret, type: 'SecureString' });
+    }
+    const sfnService = new SfnCallbackService();
+    await sfnService.start();
+    cleanups.push(() => sfnService.stop());
+    const activity = new Activity(() => RealDate.now());
+    const endpointFn = [...tpl.functions.values()].find((f) => f.name === 'approval-endpoint');
+    let desk: ApprovalDesk | undefined;
+    let endpointUrl = '';
+    if (endpointFn) {
+      const served = await serveFunctionUrl((event) =>
+        activity.run(async () => {
+          const out = (await invokeFn(endpointFn.logicalId, event)) as FunctionUrlResponse;
+          if (event.requestContext.http.method === 'POST' && out.statusCode === 200 && event.body && !event.isBase64Encoded) {
+            const form = new URLSearchParams(event.body);
+            desk?.answeredExternally(form.get('group') ?? '', form.get('run') ?? '', /^approve/.test(form.get('decision') ?? '') ? 'approve' : 'reject');
+          }
+          return out;
+        }),
+      );
+      cleanups.push(() => served.stop());
+      endpointUrl = served.url;
+      // The links in the messages point at the served endpoint, so they open in a browser.
+      for (const fn of tpl.functions.values()) if ('APPROVAL_ENDPOINT_URL' in fn.environment) fn.environment.APPROVAL_ENDPOINT_URL = endpointUrl;
+    }
+
     // Lambda environment: set BEFORE the bundles are required (their clients are module-level).
     Object.assign(process.env, {
       AWS_REGION: region,
@@ -255,6 +361,7 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
       AWS_SESSION_TOKEN: 'testing',
       AWS_ENDPOINT_URL: proxy.url,
       AWS_ENDPOINT_URL_SSM: ssm.url,
+      AWS_ENDPOINT_URL_SFN: sfnService.url,
       AWS_S3_FORCE_PATH_STYLE: 'true',
       AWS_EC2_METADATA_DISABLED: 'true',
       POWERTOOLS_LOG_LEVEL: process.env.PP_SIM_LAMBDA_LOG_LEVEL ?? 'SILENT',
@@ -282,37 +389,130 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
       loaded.set(fnId, h);
       return h;
     };
-    for (const [stateName, fnId] of tpl.taskFunctions) {
-      handlers[stateName] = async (input: unknown) => {
-        const key = (input as { batchId?: string })?.batchId ?? 'root';
-        const target = pendingWait.get(key);
-        if (target !== undefined) {
-          pendingWait.delete(key);
-          await ssm.advance(target, (ms) => clock.advanceTo(ms));
-          stateCache = undefined;
-        }
-        const fn = tpl.functions.get(fnId)!;
-        lambdaCounts[fn.name] = (lambdaCounts[fn.name] ?? 0) + 1;
-        for (const [k, v] of Object.entries(fn.environment)) process.env[k] = v;
-        const h = load(fnId);
-        const out = await h(input, { functionName: fn.name, awsRequestId: `sim-${fn.name}-${lambdaCounts[fn.name]}`, getRemainingTimeInMillis: () => 900000 });
-        if (process.env.PP_SIM_DEBUG) console.error(`[sim] ${stateName} <- ${JSON.stringify(input).slice(0, 300)}\n[sim] ${stateName} -> ${JSON.stringify(out).slice(0, 300)}`);
-        if (tpl.callbackTasks.has(stateName)) {
-          // Nobody answers in the simulation: the request times out, as an unanswered one does in AWS.
-          const err = new Error(`${stateName}: no answer in the simulation (callback tasks time out)`);
-          err.name = 'States.Timeout';
-          throw err;
-        }
-        return out;
-      };
+    /** One invocation of a bundled function, in-process, with its environment. */
+    async function invokeFn(fnId: string, event: unknown, stateName = ''): Promise<unknown> {
+      const fn = tpl.functions.get(fnId)!;
+      lambdaCounts[fn.name] = (lambdaCounts[fn.name] ?? 0) + 1;
+      for (const [k, v] of Object.entries(fn.environment)) process.env[k] = v;
+      const h = load(fnId);
+      const out = await h(event, { functionName: fn.name, awsRequestId: `sim-${fn.name}-${lambdaCounts[fn.name]}`, getRemainingTimeInMillis: () => 900000 });
+      if (process.env.PP_SIM_DEBUG) console.error(`[sim] ${stateName || fn.name} <- ${JSON.stringify(event).slice(0, 300)}\n[sim] ${stateName || fn.name} -> ${JSON.stringify(out).slice(0, 300)}`);
+      return out;
     }
-    const notifications: { state: string; topicArn: string; subject: string; message: string }[] = [];
+    // Each branch (batch, approval group, verify chunk) has its own Wait timeline.
+    const waitKey = (input: unknown): string => {
+      const o = input as { batchId?: string; groupId?: string } | undefined;
+      return o?.batchId ?? o?.groupId ?? 'root';
+    };
+    const catchUp = async (input: unknown): Promise<void> => {
+      const key = waitKey(input);
+      const target = pendingWait.get(key);
+      if (target !== undefined) {
+        pendingWait.delete(key);
+        await ssm.advance(target, (ms) => clock.advanceTo(ms));
+        stateCache = undefined;
+      }
+    };
+    const notifications: Notification[] = [];
+    desk = new ApprovalDesk({
+      mode,
+      sfn: sfnService,
+      activity,
+      simNow: () => clock.now(),
+      realNow: () => RealDate.now(),
+      advanceTo: async (ms) => {
+        await ssm.advance(ms, (t) => clock.advanceTo(t));
+        stateCache = undefined;
+      },
+      decide: async (p, answer, via) => {
+        if (!endpointFn) throw new Error('the template has no approval-endpoint function to answer through');
+        if (!p.link) throw new Error(`approval ${p.groupId} (${p.application}): the published message carries no link`);
+        const u = new URL(p.link);
+        const form = new URLSearchParams();
+        for (const k of ['id', 'run', 'group', 'exp', 'sig']) form.set(k, u.searchParams.get(k) ?? '');
+        form.set('decision', answer);
+        for (let attempt = 0; ; attempt++) {
+          // What the page's button posts: the signed fields back to the link's own URL.
+          const event: FunctionUrlEventV2 = functionUrlEvent(
+            {
+              method: 'POST',
+              url: `${u.pathname}${u.search}`,
+              headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': `patch-pipeline-sim (${via}, --approve ${describeMode(mode)})`, origin: u.origin, referer: p.link },
+              body: Buffer.from(form.toString(), 'utf-8'),
+              sourceIp: '127.0.0.1',
+            },
+            u.host,
+          );
+          const out = (await invokeFn(endpointFn.logicalId, event)) as FunctionUrlResponse;
+          const title = /<h1>([\s\S]*?)<\/h1>/.exec(out.body ?? '')?.[1] ?? '';
+          // "Not ready yet": the wait task has not stored its token yet.
+          if (out.statusCode === 409 && /not ready/i.test(title) && attempt < 10) {
+            await new Promise((r) => setTimeout(r, 20));
+            continue;
+          }
+          if (out.statusCode !== 200) throw new Error(`the approval endpoint answered ${out.statusCode} (${title}) to ${answer} ${p.application}`);
+          return { status: out.statusCode, title };
+        }
+      },
+      ask: options.askApproval,
+      externalWaitMs: (options.approvalWaitSeconds ?? 600) * 1000,
+      onPending: (p) => {
+        progress(`[${fmtSim(clock.simulatedMs())}] approval pending: ${p.application} (${p.instanceIds.length} instance${p.instanceIds.length === 1 ? '' : 's'}, approver ${p.approver || '-'}) ${p.link ?? '(no link)'}`);
+        options.onApprovalRequest?.(p);
+      },
+      onOutcome: (o) => progress(`[${fmtSim(clock.simulatedMs())}] approval ${o.outcome}: ${o.application}${o.via && o.via !== 'timeout' ? ` (${o.answer} via ${o.via})` : ''}`),
+    });
+    cleanups.unshift(async () => desk?.stopTimer());
+    for (const [stateName, fnId] of tpl.taskFunctions) {
+      if (tpl.callbackTasks.has(stateName)) {
+        // lambda:invoke.waitForTaskToken: the function gets a fresh token, then the task waits for
+        // SendTaskSuccess / SendTaskFailure on the local Step Functions service, or times out.
+        handlers[stateName] = async (input: unknown) => {
+          const { token, result } = sfnService.open();
+          const wrapped = input as { FunctionName?: unknown; Payload?: unknown };
+          const payload = replaceDeep(wrapped && typeof wrapped === 'object' && 'Payload' in wrapped ? wrapped.Payload : input, TOKEN_PLACEHOLDER, token) as { runId?: string; groupId?: string };
+          const pending = await activity.run(async (): Promise<PendingApproval> => {
+            await catchUp(payload);
+            await invokeFn(fnId, payload, stateName);
+            const runOf = String(payload.runId ?? '');
+            const group = String(payload.groupId ?? '');
+            const rec = JSON.parse((await getText(s3direct, bucketName, `runs/${runOf}/approvals/${group}.json`)) ?? '{}') as { application?: string; approver?: string; instanceIds?: string[]; expiresAt?: string; requestedAt?: string };
+            // TimeoutSecondsPath is $.config.approval.timeoutSeconds, which the request used for expiresAt.
+            const timeoutSeconds = Math.max(1, Math.round((Date.parse(rec.expiresAt ?? '') - Date.parse(rec.requestedAt ?? '')) / 1000)) || 86400;
+            const note = [...notifications].reverse().find((n) => linkOf(n.message, endpointUrl, runOf, group));
+            const ids = rec.instanceIds ?? [];
+            return {
+              runId: runOf,
+              groupId: group,
+              application: rec.application ?? '',
+              approver: rec.approver ?? '',
+              instanceIds: ids,
+              instanceNames: ids.map((id) => byId.get(id)?.name ?? id),
+              link: note ? linkOf(note.message, endpointUrl, runOf, group) : undefined,
+              subject: note?.subject,
+              deadline: clock.now() + timeoutSeconds * 1000,
+              timeoutSeconds,
+            };
+          });
+          return desk!.wait(token, result, pending);
+        };
+        continue;
+      }
+      handlers[stateName] = (input: unknown) =>
+        activity.run(async () => {
+          await catchUp(input);
+          return invokeFn(fnId, input, stateName);
+        });
+    }
     for (const [stateName, resource] of tpl.serviceTasks) {
       handlers[stateName] = async (input: unknown) => {
+        activity.touch();
         const service = /^arn:[^:]+:states:::([^:]+:[^.]+)/.exec(resource)?.[1] ?? resource;
         if (service === 'sns:publish') {
           const p = input as { TopicArn?: string; Subject?: string; Message?: unknown };
-          notifications.push({ state: stateName, topicArn: String(p.TopicArn ?? ''), subject: String(p.Subject ?? ''), message: typeof p.Message === 'string' ? p.Message : JSON.stringify(p.Message) });
+          const message = typeof p.Message === 'string' ? p.Message : JSON.stringify(p.Message);
+          const link = endpointUrl ? new RegExp(`${endpointUrl.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\?\\S+`).exec(message)?.[0] : undefined;
+          notifications.push({ state: stateName, topicArn: String(p.TopicArn ?? ''), subject: String(p.Subject ?? ''), message, ...(link ? { link } : {}) });
           proxy.counts.set('sns:Publish', (proxy.counts.get('sns:Publish') ?? 0) + 1);
           return { MessageId: `sim-${notifications.length}` };
         }
@@ -321,7 +521,6 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
         throw err;
       };
     }
-    if (tpl.callbackTasks.size) tpl.notes.push(`callback tasks (${[...tpl.callbackTasks].join(', ')}) get no answer: they end in States.Timeout`);
     const waits: Record<string, number> = {};
     const waitSeconds = new Map<string, (input: unknown) => number>();
     walkStates(tpl.definition, (name, state) => {
@@ -355,7 +554,7 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
       const startedAt = new Date().toISOString();
       const execution = machine.run(input as never, {
         overrides: { taskResourceLocalHandlers: handlers as never, waitTimeOverrides: waits, retryIntervalOverrides: retryOverrides(tpl.definition) },
-        context: { Execution: { Id: `arn:aws:states:${region}:123456789012:execution:PatchPipeline:${name}`, Name: name, Input: input as never, StartTime: startedAt, RoleArn: 'arn:aws:iam::123456789012:role/sim' }, StateMachine: { Id: `arn:aws:states:${region}:123456789012:stateMachine:PatchPipeline`, Name: 'PatchPipeline' } },
+        context: { Task: { Token: TOKEN_PLACEHOLDER }, Execution: { Id: `arn:aws:states:${region}:123456789012:execution:PatchPipeline:${name}`, Name: name, Input: input as never, StartTime: startedAt, RoleArn: 'arn:aws:iam::123456789012:role/sim' }, StateMachine: { Id: `arn:aws:states:${region}:123456789012:stateMachine:PatchPipeline`, Name: 'PatchPipeline' } },
       });
       let transitions = 0;
       let history = 0;
@@ -369,7 +568,7 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
             transitions++;
             const st = (ev as { state: { name: string; type: string; input: unknown } }).state;
             if (st.type === 'Wait') {
-              const key = (st.input as { batchId?: string })?.batchId ?? 'root';
+              const key = waitKey(st.input);
               pendingWait.set(key, clock.now() + (waitSeconds.get(st.name)?.(st.input) ?? 0) * 1000);
             } else if (!stageSeen.has(st.name) && st.type === 'Task') {
               stageSeen.add(st.name);
@@ -405,6 +604,7 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
     }
     proxy.counts.clear();
     ssm.counts.clear();
+    sfnService.counts.clear();
     ssm.log.length = 0;
     ssm.throttled = 0;
 
@@ -417,6 +617,7 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
     const awsApiCalls: Record<string, number> = {};
     for (const [k, v] of [...proxy.counts].sort()) awsApiCalls[k] = v;
     for (const [k, v] of [...ssm.counts].sort()) awsApiCalls[`ssm:${k}`] = v;
+    for (const [k, v] of [...sfnService.counts].sort()) awsApiCalls[`states:${k}`] = v;
     const metrics: SimMetrics = {
       stateTransitions: transitions,
       historyEvents: history,
@@ -468,7 +669,8 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
     }
     const runText = await getText(s3direct, bucketName, `runs/${runId}/run.json`);
     const run = runText ? (JSON.parse(runText) as Record<string, unknown>) : undefined;
-    return { runId, status, error, outDir, report, instances, fleet, metrics, ssmLog: ssm.log, snapshots, notes: tpl.notes, run, executions, notifications };
+    if (desk.error) tpl.notes.push(`an approval answer failed: ${desk.error.message}`);
+    return { runId, status, error, outDir, report, instances, fleet, metrics, ssmLog: ssm.log, snapshots, notes: tpl.notes, run, executions, notifications, approvals: desk.outcomes, approvalEndpointUrl: endpointUrl || undefined };
   } finally {
     for (const c of cleanups) await c().catch(() => undefined);
   }
@@ -502,14 +704,40 @@ interface Progress {
   stages: Record<string, { status: string }>;
 }
 
+/**
+ * Every instance's progress over the patch batches and the approval chunks (a000-0, ...: reboot and
+ * verify): stages merged, and a failure in either document wins.
+ */
 async function readBatches(s3: S3Client, bucket: string, runId: string): Promise<Map<string, Progress>> {
   const out = new Map<string, Progress>();
-  const res = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `runs/${runId}/batches/` }));
-  for (const o of res.Contents ?? []) {
-    const doc = JSON.parse((await getText(s3, bucket, o.Key!)) ?? '{}') as { instances?: Record<string, Progress> };
-    for (const [id, p] of Object.entries(doc.instances ?? {})) out.set(id, p);
-  }
+  let token: string | undefined;
+  do {
+    const res = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `runs/${runId}/batches/`, ContinuationToken: token }));
+    // Approval chunks (a000-0, ...) after the patch batches, so stages keep the pipeline's order.
+    const isChunk = (key: string): number => (/\/a\d+-\d+\.json$/.test(key) ? 1 : 0);
+    for (const o of [...(res.Contents ?? [])].sort((x, y) => isChunk(x.Key!) - isChunk(y.Key!))) {
+      const doc = JSON.parse((await getText(s3, bucket, o.Key!)) ?? '{}') as { instances?: Record<string, Progress> };
+      for (const [id, p] of Object.entries(doc.instances ?? {})) {
+        const seen = out.get(id);
+        if (!seen) {
+          out.set(id, { ...p, stages: { ...p.stages } });
+          continue;
+        }
+        const stages = { ...seen.stages, ...p.stages };
+        out.set(id, seen.status === 'failed' ? { ...seen, stages } : p.status === 'failed' ? { ...p, stages } : { ...seen, stages });
+      }
+    }
+    token = res.IsTruncated ? res.NextContinuationToken : undefined;
+  } while (token);
   return out;
+}
+
+/** A copy of `value` with every string equal to `from` replaced by `to`. */
+function replaceDeep(value: unknown, from: string, to: string): unknown {
+  if (value === from) return to;
+  if (Array.isArray(value)) return value.map((v) => replaceDeep(v, from, to));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, replaceDeep(v, from, to)]));
+  return value;
 }
 
 /** $.a.b paths only (what SecondsPath uses here). */

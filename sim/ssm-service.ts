@@ -67,6 +67,8 @@ export interface AgentHost {
   durationSeconds(instanceId: string, cmd: Command): number;
   /** Runs the document on the instance; resolves with the script's exit code and output. */
   execute(instanceId: string, cmd: Command, doc: SsmDocument): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+  /** Simulated ms of the agent's last ping (default: now); a rebooting agent's ping stays at its reboot. */
+  lastPing?(instanceId: string): number | undefined;
   /** Called when a command is accepted (faults such as termination hook here). */
   onSendCommand?(cmd: Command): Promise<void>;
 }
@@ -113,6 +115,8 @@ export class SsmService {
   throttled = 0;
   /** Change calendars GetCalendarState knows, by name: any other name is InvalidDocument, as in SSM. */
   readonly calendars = new Map<string, CalendarSpec>();
+  /** Parameters GetParameter serves, by name (e.g. /aws/reference/secretsmanager/<secret id>). */
+  readonly parameters = new Map<string, { readonly value: string; readonly type: 'String' | 'SecureString' }>();
   private server?: http.Server;
   private throttleLeft: Map<string, number>;
   private running = 0;
@@ -204,6 +208,8 @@ export class SsmService {
         return this.describeInstanceInformation(body);
       case 'GetCalendarState':
         return this.getCalendarState(body);
+      case 'GetParameter':
+        return this.getParameter(body);
       default:
         throw new SsmError('InvalidAction', `the local SSM service does not implement ${op}`);
     }
@@ -372,6 +378,29 @@ export class SsmService {
     return {};
   }
 
+  private getParameter(body: Record<string, unknown>): unknown {
+    const name = String(body.Name ?? '');
+    if (!name) throw new SsmError('ValidationException', "1 validation error detected: Value null at 'name' failed to satisfy constraint: Member must not be null");
+    // SSM refuses a Secrets Manager reference without decryption.
+    if (name.startsWith('/aws/reference/secretsmanager/') && body.WithDecryption !== true) {
+      throw new SsmError('ValidationException', 'WithDecryption flag must be True for retrieving a Secret Manager secret.');
+    }
+    const p = this.parameters.get(name);
+    if (!p) throw new SsmError('ParameterNotFound', `Parameter ${name} not found.`);
+    this.log.push({ at: this.now(), operation: 'GetParameter' });
+    return {
+      Parameter: {
+        Name: name,
+        Type: p.type,
+        Value: p.value,
+        Version: 1,
+        LastModifiedDate: this.now() / 1000,
+        ARN: `arn:aws:ssm:local:123456789012:parameter${name.startsWith('/') ? '' : '/'}${name}`,
+        DataType: 'text',
+      },
+    };
+  }
+
   private getCalendarState(body: Record<string, unknown>): unknown {
     const names = body.CalendarNames;
     if (!Array.isArray(names) || names.length === 0) throw new SsmError('ValidationException', "1 validation error detected: Value null at 'calendarNames' failed to satisfy constraint: Member must not be null");
@@ -408,7 +437,7 @@ export class SsmService {
       list.push({
         InstanceId: id,
         PingStatus: ping,
-        LastPingDateTime: this.now() / 1000,
+        LastPingDateTime: (this.host.lastPing?.(id) ?? this.now()) / 1000,
         AgentVersion: d.agentVersion,
         IsLatestVersion: false,
         PlatformType: d.platform,

@@ -37,6 +37,8 @@ type Json = unknown;
 
 export const ACCOUNT_ID = '123456789012';
 export const STACK_FILE = 'PatchPipelineStack.template.json';
+/** Real-time bound of a callback task in the local copy (setTimeout's limit is 2^31 - 1 ms). */
+export const CALLBACK_REAL_TIMEOUT_SECONDS = 2_000_000;
 
 /** Sources whose change makes cdk.out stale. */
 const SOURCES = ['bin', 'lib', 'lambda', 'ssm-documents', 'cdk.json'];
@@ -95,6 +97,9 @@ export function resolveTemplate(templateFile: string, region: string, bucketName
         return bucketName;
       case 'AWS::SSM::Document':
         return String(r.Properties?.Name ?? id);
+      case 'AWS::SecretsManager::Secret':
+        // Ref is the ARN, whose name ends in "-" and six random characters (CDK takes the name apart).
+        return `arn:aws:secretsmanager:${region}:${ACCOUNT_ID}:secret:${id}-SiMsEc`;
       case 'AWS::Lambda::Function':
         return id;
       default:
@@ -107,6 +112,8 @@ export function resolveTemplate(templateFile: string, region: string, bucketName
     if (r.Type === 'AWS::Lambda::Function' && attr === 'Arn') return `arn:aws:lambda:${region}:${ACCOUNT_ID}:function:${id}`;
     if (r.Type === 'AWS::S3::Bucket' && attr === 'Arn') return `arn:aws:s3:::${bucketName}`;
     if (r.Type === 'AWS::S3::Bucket' && attr === 'DomainName') return `${bucketName}.s3.amazonaws.com`;
+    // The simulation serves the function URL itself and replaces this placeholder.
+    if (r.Type === 'AWS::Lambda::Url' && attr === 'FunctionUrl') return `https://${id.toLowerCase()}.lambda-url.${region}.on.aws/`;
     return `${id}.${attr}`;
   };
   const pseudo: Record<string, string> = {
@@ -207,7 +214,17 @@ export function resolveTemplate(templateFile: string, region: string, bucketName
     const id = byArn.get(fnArn.replace(/:\$LATEST$/, ''));
     if (!id) throw new Error(`task state "${name}" calls ${resource}, which is no bundled Lambda function of the template`);
     taskFunctions.set(name, id);
-    if (resource.endsWith('.waitForTaskToken')) callbackTasks.add(name);
+    if (resource.endsWith('.waitForTaskToken')) {
+      callbackTasks.add(name);
+      // aws-local-stepfunctions 3.0.0 reads TimeoutSecondsPath from the Parameters output, not from
+      // the state input, and counts it in real time. The simulation applies it itself, in simulated
+      // time (sim/approvals.ts), so the local copy gets a real-time bound the run never reaches.
+      if (state.TimeoutSecondsPath) {
+        notes.push(`task "${name}": TimeoutSecondsPath ${state.TimeoutSecondsPath} applied in simulated time by the simulation`);
+        delete state.TimeoutSecondsPath;
+        state.TimeoutSeconds = CALLBACK_REAL_TIMEOUT_SECONDS;
+      }
+    }
   });
 
   const documents = new Map<string, SsmDocument>();
@@ -242,7 +259,7 @@ export function walkStates(def: AslDefinition, visit: (name: string, state: Reco
  * aws-local-stepfunctions 3.0.0 runs a Map's ItemProcessor inline but its definition validator
  * rejects Distributed Map fields (ProcessorConfig, ItemReader, ResultWriter, ToleratedFailure*,
  * Label). With inline items (ItemsPath) a Distributed Map behaves as an INLINE map whose iterations
- * are child executions, so the local copy drops those fields: the one allowed rewrite.
+ * are child executions, so the local copy drops those fields: one of the two rewrites (the other: a callback task's TimeoutSecondsPath, see resolveTemplate).
  */
 function convertDistributedMaps(def: AslDefinition, notes: string[]): void {
   walkStates(def, (name, state) => {

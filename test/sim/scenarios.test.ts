@@ -21,8 +21,9 @@ describe('simulate: inputs, dry runs, change freezes', () => {
     expect(config).toMatchObject({ dryRun: false, changeCalendarName: '', instanceIds: [] });
     expect(r.report?.totals).toMatchObject({ matched: 3, targets: 3, patched: 3, failed: 0 });
     expect(r.instances.map((i) => i.status)).toEqual(['Patched', 'Patched', 'Patched', 'NotTargeted']);
-    // One batch of at most batchSize, SendCommand with the default MaxConcurrency.
-    expect(r.metrics.awsApiCalls['ssm:SendCommand']).toBe(6);
+    // One batch of at most batchSize: one SendCommand per stage; then verify once per approved group (3 applications).
+    expect(r.ssmLog.filter((e) => e.operation === 'SendCommand' && e.stage !== 'verify').length).toBe(6);
+    expect(r.metrics.awsApiCalls['ssm:SendCommand']).toBe(9);
   });
 
   test('a dry run changes nothing and lists what it would patch (calendar OPEN)', async () => {

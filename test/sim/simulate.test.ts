@@ -44,10 +44,11 @@ describe('simulate', () => {
     expectOthersPatched(r, -1);
     const sent = r.ssmLog.filter((e) => e.operation === 'SendCommand' && !e.error);
     for (const i of r.instances) {
-      expect(Object.keys(i.stages)).toEqual(STAGES);
+      // The stages, then (reboots approved by default) the reboot and the verify document.
+      expect(Object.keys(i.stages)).toEqual([...STAGES, 'reboot', 'verify']);
       // Every stage's commands in pipeline order, after a completed snapshot of the instance.
       const mine = sent.filter((e) => e.instanceIds?.includes(i.instanceId));
-      expect(mine.map((e) => e.stage)).toEqual(STAGES);
+      expect(mine.map((e) => e.stage)).toEqual([...STAGES, 'verify']);
       const snaps = r.snapshots.get(i.instanceId) ?? [];
       expect(snaps.length).toBeGreaterThan(0);
       for (const s of snaps) expect({ state: s.state, before: s.createdAt < mine[0].at }).toEqual({ state: 'completed', before: true });
