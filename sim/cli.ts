@@ -5,7 +5,8 @@ import readline from 'node:readline/promises';
 import { Answer, parseApproveMode, PendingApproval } from './approvals';
 import { MotoMissingError } from './local-aws';
 import { Fault, loadScenario, Scenario } from './scenario';
-import { simulate } from './simulate';
+import { ProgressView } from './progress-view';
+import { fmtSim, simulate } from './simulate';
 
 /** `npm run simulate -- [flags]`: the synthesized workflow against a simulated fleet. */
 const program = new Command()
@@ -98,21 +99,37 @@ async function main(): Promise<number> {
   if (approve.kind === 'prompt' && !process.stdin.isTTY) {
     throw new UsageError('--approve prompt asks at the terminal, but stdin is not a TTY; use --approve all | none | timeout | <app,app,...> | external');
   }
+  // Gate counts per step as bars on a terminal (state names and approval links above them), else plain lines.
+  const view = new ProgressView(process.stdout);
+  activeView = view;
   const result = await simulate({
     approve,
-    ...(approve.kind === 'prompt' ? { askApproval: askAtTerminal } : {}),
+    ...(approve.kind === 'prompt' ? {
+          // The prompt writes below the bars: stop them first (the next gate draws them again).
+          askApproval: (pending: PendingApproval[]) => {
+            view.stop();
+            return askAtTerminal(pending);
+          },
+        } : {}),
     ...(o.approvalWait !== undefined ? { approvalWaitSeconds: o.approvalWait as number } : {}),
     scenario,
     input,
     outDir: o.out as string | undefined,
     template: o.template as string | undefined,
     runId: o.runId as string | undefined,
-    log: (l) => console.log(l),
-    onProgress: (l) => console.log(tty ? `\x1b[2m${l}\x1b[0m` : l),
+    log: (l) => view.log(l),
+    onProgress: (l) => view.log(tty ? `\x1b[2m${l}\x1b[0m` : l),
+    onGate: (g) => view.gate(g, fmtSim(g.simulatedMs)),
   });
+  view.stop();
   console.log('');
-  const rows = result.instances.map((i) => [i.name, i.instanceId, i.platform, `${i.initialState}->${i.finalState}`, i.status, i.failedAt ?? '', (i.reason ?? '').slice(0, 70)]);
-  printTable(['instance', 'id', 'platform', 'power', 'status', 'failed at', 'reason'], rows);
+  // The report's rows carry the reboot phase: approval answer, reboot and verify outcomes.
+  const reportRows = new Map(((result.report?.instances ?? []) as { instanceId?: string; approval?: string; rebootStatus?: string; verifyStatus?: string }[]).map((r) => [r.instanceId, r]));
+  const rows = result.instances.map((i) => {
+    const r = reportRows.get(i.instanceId);
+    return [i.name, i.instanceId, i.platform, `${i.initialState}->${i.finalState}`, i.status, i.failedAt ?? '', r?.approval ?? '', r?.rebootStatus ?? '', r?.verifyStatus ?? '', (i.reason ?? '').slice(0, 70)];
+  });
+  printTable(['instance', 'id', 'platform', 'power', 'status', 'failed at', 'approval', 'reboot', 'verify', 'reason'], rows);
   const m = result.metrics;
   console.log('');
   console.log(`execution: ${result.status}${result.error ? ` (${result.error.Error}: ${result.error.Cause})` : ''}`);
@@ -148,6 +165,9 @@ async function askAtTerminal(pending: PendingApproval[]): Promise<Record<string,
   }
 }
 
+/** The running view, stopped before an error is printed (so the bars leave the cursor and the screen in order). */
+let activeView: ProgressView | undefined;
+
 /** A wrong flag: its message is the whole story, no stack. */
 class UsageError extends Error {}
 
@@ -162,6 +182,7 @@ function printTable(head: string[], rows: string[][]): void {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
+    activeView?.stop();
     console.error(err instanceof MotoMissingError ? err.message : err instanceof UsageError ? `simulate: ${err.message}` : `simulate: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
     process.exit(2);
   },

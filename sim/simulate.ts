@@ -44,6 +44,21 @@ export interface SimOptions {
   readonly approvalWaitSeconds?: number;
   /** Called when an approval request waits for a decision (its link opens in a browser while the run lasts). */
   readonly onApprovalRequest?: (p: PendingApproval) => void;
+  /** Called with the counts each gate task (a step's action or check) returned for its batch or approval chunk. */
+  readonly onGate?: (g: GateReport) => void;
+}
+
+/** One gate task's result: the step (the state name before its colon), the batch or chunk, the counts. */
+export interface GateReport {
+  readonly step: string;
+  readonly state: string;
+  readonly batch: string;
+  readonly done: number;
+  readonly failed: number;
+  readonly pending: number;
+  readonly complete: boolean;
+  /** Simulated milliseconds since the start (fmtSim formats them). */
+  readonly simulatedMs: number;
 }
 
 export interface ExecutionOutcome {
@@ -413,6 +428,15 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
         stateCache = undefined;
       }
     };
+    // A task whose output is a GateState (power-on, snapshot, the stages, reboot, verify, restore).
+    const reportGate = (stateName: string, input: unknown, out: unknown): void => {
+      if (!options.onGate || !out || typeof out !== 'object') return;
+      const g = out as { complete?: unknown; done?: unknown; failed?: unknown; pending?: unknown };
+      if (typeof g.complete !== 'boolean' || typeof g.done !== 'number' || typeof g.failed !== 'number' || typeof g.pending !== 'number') return;
+      const colon = stateName.indexOf(':');
+      const step = colon > 0 ? stateName.slice(0, colon).trim() : stateName;
+      options.onGate({ step, state: stateName, batch: waitKey(input), done: g.done, failed: g.failed, pending: g.pending, complete: g.complete, simulatedMs: clock.simulatedMs() });
+    };
     const notifications: Notification[] = [];
     desk = new ApprovalDesk({
       mode,
@@ -501,7 +525,9 @@ export async function simulate(options: SimOptions = {}): Promise<SimResult> {
       handlers[stateName] = (input: unknown) =>
         activity.run(async () => {
           await catchUp(input);
-          return invokeFn(fnId, input, stateName);
+          const out = await invokeFn(fnId, input, stateName);
+          reportGate(stateName, input, out);
+          return out;
         });
     }
     for (const [stateName, resource] of tpl.serviceTasks) {

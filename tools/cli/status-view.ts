@@ -39,7 +39,8 @@ export function plainStatus(s: RunStatus): string[] {
   return [...headerLines(s), ...steps.map((c) => stepLine(c, w))];
 }
 
-const BAR_FORMAT = '{step} {bar} {value}/{total}  done {done}  failed {failed}  pending {pending}';
+/** One bar per step; shared with the simulation's live view. */
+export const BAR_FORMAT = '{step} {bar} {value}/{total}  done {done}  failed {failed}  pending {pending}';
 
 const barPayload = (c: StepCounts, width: number) => ({ step: c.step.padEnd(width), done: c.done, failed: c.failed, pending: c.pending });
 
@@ -85,7 +86,8 @@ export class StatusWatcher {
     const steps = s.progress?.steps ?? [];
     const w = stepWidth(steps);
     if (!this.bars) {
-      this.bars = new MultiBar({ format: BAR_FORMAT, stream: this.io.stdout, barsize: 30, hideCursor: true, clearOnComplete: false, noTTYOutput: false, gracefulExit: true }, Presets.shades_classic);
+      // forceRedraw: a logged line above the bars moves them; without it stale bar lines stay behind.
+      this.bars = new MultiBar({ format: BAR_FORMAT, stream: this.io.stdout, barsize: 30, hideCursor: true, clearOnComplete: false, noTTYOutput: false, gracefulExit: true, forceRedraw: true }, Presets.shades_classic);
     }
     if (header !== this.lastHeader) {
       this.bars.log(`${header}\n`);
