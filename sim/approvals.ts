@@ -2,6 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 
+import { JsonProtocolServer } from './json-protocol';
+
 /**
  * The reboot-approval side of the simulation: a local Step Functions service for the task-token
  * callbacks (SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat), the approval endpoint served
@@ -56,21 +58,25 @@ class SfnError extends Error {
 export class SfnCallbackService {
   readonly counts = new Map<string, number>();
   private readonly tokens = new Map<string, TokenEntry>();
-  private server?: http.Server;
+  private readonly server = new JsonProtocolServer({
+    targetPrefix: 'AWSStepFunctions.',
+    contentType: 'application/x-amz-json-1.0',
+    counts: this.counts,
+    dispatch: (op, body) => this.dispatch(op, body),
+    error: (_op, err) => ({
+      status: 400,
+      body: err instanceof SfnError ? { __type: err.type, message: err.message } : { __type: 'SerializationException', message: 'body is not JSON' },
+    }),
+  });
   url = '';
 
   async start(): Promise<string> {
-    this.server = http.createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as net.AddressInfo).port}`;
+    this.url = await this.server.start();
     return this.url;
   }
 
-  async stop(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections?.();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
-    this.server = undefined;
+  stop(): Promise<void> {
+    return this.server.stop();
   }
 
   /** A new task token and the promise the callback settles. */
@@ -99,29 +105,6 @@ export class SfnCallbackService {
 
   isOpen(token: string): boolean {
     return this.tokens.get(token)?.state === 'open';
-  }
-
-  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const target = String(req.headers['x-amz-target'] ?? '');
-      const op = target.replace(/^AWSStepFunctions\./, '');
-      this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
-      let out: unknown;
-      let status = 200;
-      try {
-        const body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf-8')) as Record<string, unknown>) : {};
-        out = this.dispatch(op, body);
-      } catch (err) {
-        status = 400;
-        out = err instanceof SfnError ? { __type: err.type, message: err.message } : { __type: 'SerializationException', message: 'body is not JSON' };
-      }
-      const headers: Record<string, string> = { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': randomUUID() };
-      if (status >= 400) headers['x-amzn-errortype'] = (out as { __type: string }).__type;
-      res.writeHead(status, headers);
-      res.end(JSON.stringify(out));
-    });
   }
 
   private entry(body: Record<string, unknown>): TokenEntry {

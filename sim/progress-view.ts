@@ -1,6 +1,6 @@
 import { MultiBar, Presets } from 'cli-progress';
 import type { StepCounts } from '../tools/cli/status';
-import { BAR_FORMAT, stepLine } from '../tools/cli/status-view';
+import { BAR_FORMAT, stepLine, updateBars } from '../tools/cli/status-view';
 
 /** What one gate task (action or check) returned for one batch or approval chunk. */
 export interface GateCount {
@@ -56,9 +56,6 @@ const stepWidth = (steps: StepCounts[]): number => Math.max(14, ...steps.map((c)
 /** The plain line of a step whose counts changed: the status view's step line after the simulated time. */
 export const plainGateLine = (at: string, c: StepCounts, width = 14): string => `[${at}] ${stepLine(c, width)}`;
 
-/** The same bar layout as `patch-pipeline status --watch` (tools/cli/status-view.ts). */
-const barPayload = (c: StepCounts, width: number) => ({ step: c.step.padEnd(width), done: c.done, failed: c.failed, pending: c.pending });
-
 export type ViewStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
 
 /**
@@ -104,13 +101,8 @@ export class ProgressView {
       process.once('exit', this.showCursor);
       this.bars = new MultiBar({ format: BAR_FORMAT, stream: this.out, barsize: 30, hideCursor: true, clearOnComplete: false, noTTYOutput: false, gracefulExit: false, linewrap: true, forceRedraw: true }, Presets.shades_classic);
     }
-    for (const c of steps) {
-      const bar = this.byStep.get(c.step);
-      if (bar) {
-        bar.setTotal(Math.max(c.total, 1));
-        bar.update(c.done + c.failed, barPayload(c, w));
-      } else this.byStep.set(c.step, this.bars.create(Math.max(c.total, 1), c.done + c.failed, barPayload(c, w)));
-    }
+    // The same bars as `patch-pipeline status --watch` (tools/cli/status-view.ts).
+    updateBars(this.bars, this.byStep, steps, w);
   }
 
   /** The sums per step so far. */

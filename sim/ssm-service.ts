@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
-import net from 'node:net';
+
+import { JsonProtocolServer } from './json-protocol';
 
 /**
  * A local service speaking SSM's JSON protocol (X-Amz-Target: AmazonSSM.<Operation>), for the
@@ -117,7 +117,19 @@ export class SsmService {
   readonly calendars = new Map<string, CalendarSpec>();
   /** Parameters GetParameter serves, by name (e.g. /aws/reference/secretsmanager/<secret id>). */
   readonly parameters = new Map<string, { readonly value: string; readonly type: 'String' | 'SecureString' }>();
-  private server?: http.Server;
+  private readonly server = new JsonProtocolServer({
+    targetPrefix: 'AmazonSSM.',
+    contentType: 'application/x-amz-json-1.1',
+    counts: this.counts,
+    dispatch: (op, body) => this.dispatch(op, body),
+    error: (op, err) => {
+      if (err instanceof SsmError) {
+        this.log.push({ at: this.now(), operation: op, error: err.type });
+        return { status: err.status, body: { __type: err.type, message: err.message } };
+      }
+      return { status: 500, body: { __type: 'InternalServerError', message: String(err) } };
+    },
+  });
   private throttleLeft: Map<string, number>;
   private running = 0;
   private lock: Promise<void> = Promise.resolve();
@@ -135,55 +147,17 @@ export class SsmService {
   }
 
   async start(): Promise<string> {
-    this.server = http.createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as net.AddressInfo).port}`;
+    this.url = await this.server.start();
     return this.url;
   }
 
-  async stop(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections?.();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
-    this.server = undefined;
+  stop(): Promise<void> {
+    return this.server.stop();
   }
 
   /** Instances that got at least one invocation of a document with Stage=<stage>, with the first request time. */
   invocations(): Invocation[] {
     return [...this.commands.values()].flatMap((c) => [...c.invocations.values()]);
-  }
-
-  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const target = String(req.headers['x-amz-target'] ?? '');
-      const op = target.startsWith('AmazonSSM.') ? target.slice('AmazonSSM.'.length) : target;
-      this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
-      let body: Record<string, unknown> = {};
-      try {
-        body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf-8')) as Record<string, unknown>) : {};
-      } catch {
-        return this.reply(res, 400, { __type: 'SerializationException', message: 'body is not JSON' });
-      }
-      this.dispatch(op, body)
-        .then((out) => this.reply(res, 200, out))
-        .catch((err: unknown) => {
-          if (err instanceof SsmError) {
-            this.log.push({ at: this.now(), operation: op, error: err.type });
-            return this.reply(res, err.status, { __type: err.type, message: err.message });
-          }
-          return this.reply(res, 500, { __type: 'InternalServerError', message: String(err) });
-        });
-    });
-  }
-
-  private reply(res: http.ServerResponse, status: number, body: unknown): void {
-    const text = JSON.stringify(body);
-    const headers: Record<string, string> = { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() };
-    if (status >= 400) headers['x-amzn-errortype'] = (body as { __type: string }).__type;
-    res.writeHead(status, headers);
-    res.end(text);
   }
 
   private async dispatch(op: string, body: Record<string, unknown>): Promise<unknown> {

@@ -1,9 +1,8 @@
-import { EC2Client, Instance, StartInstancesCommand, StopInstancesCommand } from '@aws-sdk/client-ec2';
+import { Instance, StartInstancesCommand, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import { chunk } from '../shared/batching';
 import { errorMessage, RunDataError } from '../shared/errors';
-import { describeInstanceInformation, describeInstancesById, EC2_IDS_PER_CALL, stateOf } from '../shared/fleet';
+import { describeInstanceInformation, describeInstancesById, EC2_IDS_PER_CALL, FleetDeps, stateOf } from '../shared/fleet';
 import { advanceGate, deadlinePassed, GateCounts, openGate } from '../shared/gate';
 import { restoreKey, runDocumentKey } from '../shared/keys';
 import { logger } from '../shared/logger';
@@ -15,17 +14,10 @@ export type PowerEvent =
   | (BatchTaskInput & { readonly action: 'start' | 'check-started'; readonly gate?: GateState })
   | (RunTaskInput & { readonly action: 'restore' | 'check-restored'; readonly gate?: GateState; readonly error?: unknown });
 
-export interface PowerDeps {
-  readonly ec2: EC2Client;
-  readonly ssm: SSMClient;
-  readonly s3: S3Client;
-  readonly now?: () => Date;
-}
-
 export const POWER_ON = 'power-on';
 
 /** Start / wait for the batch's stopped targets, or put every target back to its power state at discovery. */
-export async function power(event: PowerEvent, deps: PowerDeps): Promise<GateState> {
+export async function power(event: PowerEvent, deps: FleetDeps): Promise<GateState> {
   const now = deps.now ?? (() => new Date());
   switch (event.action) {
     case 'start':
@@ -43,7 +35,7 @@ export async function power(event: PowerEvent, deps: PowerDeps): Promise<GateSta
 
 // ---- power-on (per batch) ----
 
-async function start(event: BatchTaskInput, deps: PowerDeps, now: Date): Promise<GateState> {
+async function start(event: BatchTaskInput, deps: FleetDeps, now: Date): Promise<GateState> {
   const { runId, bucket, batchId, config } = event;
   const [batch, run] = await Promise.all([loadBatch(deps.s3, bucket, runId, batchId), loadRun(deps.s3, bucket, runId)]);
   const initial = initialStates(run);
@@ -63,7 +55,7 @@ async function start(event: BatchTaskInput, deps: PowerDeps, now: Date): Promise
   return openGate(now, config.powerOnTimeoutSeconds, config.pollIntervalSeconds, counts);
 }
 
-async function checkStarted(event: BatchTaskInput & { gate?: GateState }, deps: PowerDeps, now: Date): Promise<GateState> {
+async function checkStarted(event: BatchTaskInput & { gate?: GateState }, deps: FleetDeps, now: Date): Promise<GateState> {
   const { runId, bucket, batchId, config } = event;
   const gate = requireGate(event.gate, 'check-started');
   const batch = await loadBatch(deps.s3, bucket, runId, batchId);
@@ -77,7 +69,7 @@ async function checkStarted(event: BatchTaskInput & { gate?: GateState }, deps: 
  * one found stopped that this run did not start (the pipeline only starts what it found stopped).
  * With a gate past its deadline the pending ones fail, naming the state and ping last seen.
  */
-async function evaluatePowerOn(batch: BatchDocument, deps: PowerDeps, config: RunConfig, gate: GateState | undefined, now: Date): Promise<GateCounts> {
+async function evaluatePowerOn(batch: BatchDocument, deps: FleetDeps, config: RunConfig, gate: GateState | undefined, now: Date): Promise<GateCounts> {
   const ids = activeInstances(batch);
   const described = await describeInstancesById(deps.ec2, ids);
   const running = ids.filter((id) => stateOf(described.get(id)) === 'running');
@@ -122,7 +114,7 @@ const TO_STOP = new Set(['pending', 'running']);
 /** States on the way to stopped: wait for them. */
 const ON_THE_WAY = new Set(['pending', 'running', 'stopping']);
 
-async function restore(event: RunTaskInput, deps: PowerDeps, now: Date): Promise<GateState> {
+async function restore(event: RunTaskInput, deps: FleetDeps, now: Date): Promise<GateState> {
   const { runId, bucket, config } = event;
   const run = await getJson<RunDocument>(deps.s3, bucket, runDocumentKey(runId));
   if (!run) {
@@ -144,7 +136,7 @@ async function restore(event: RunTaskInput, deps: PowerDeps, now: Date): Promise
   return openGate(now, config.powerOnTimeoutSeconds, config.pollIntervalSeconds, counts);
 }
 
-async function checkRestored(event: RunTaskInput & { gate?: GateState }, deps: PowerDeps, now: Date): Promise<GateState> {
+async function checkRestored(event: RunTaskInput & { gate?: GateState }, deps: FleetDeps, now: Date): Promise<GateState> {
   const { runId, bucket, config } = event;
   const gate = requireGate(event.gate, 'check-restored');
   const doc = await getJson<RestoreDocument>(deps.s3, bucket, restoreKey(runId));
@@ -163,7 +155,7 @@ async function checkRestored(event: RunTaskInput & { gate?: GateState }, deps: P
   return advanceGate(gate, now, config.pollIntervalSeconds, counts);
 }
 
-async function stop(ids: string[], entries: Record<string, RestoreEntry>, deps: PowerDeps): Promise<void> {
+async function stop(ids: string[], entries: Record<string, RestoreEntry>, deps: FleetDeps): Promise<void> {
   if (!ids.length) return;
   const current = new Map<string, string>();
   const errors = await perInstance(ids, async (chunkIds) => {

@@ -1,10 +1,10 @@
 import { EC2Client, Instance, RebootInstancesCommand } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
-import { InstanceInformation, SSMClient } from '@aws-sdk/client-ssm';
+import { InstanceInformation } from '@aws-sdk/client-ssm';
 import { ApprovalRecord, approvalKey } from '../shared/approvals';
 import { chunk } from '../shared/batching';
 import { errorMessage, RunDataError } from '../shared/errors';
-import { describeInstanceInformation, describeInstancesById, EC2_IDS_PER_CALL, stateOf, tagValue } from '../shared/fleet';
+import { describeInstanceInformation, describeInstancesById, EC2_IDS_PER_CALL, FleetDeps, stateOf, tagValue } from '../shared/fleet';
 import { advanceGate, deadlinePassed, GateCounts, openGate } from '../shared/gate';
 import { logger } from '../shared/logger';
 import { activeInstances, failInstance, loadBatch, saveBatch } from '../shared/run-data';
@@ -16,13 +16,6 @@ export type RebootEvent = RunTaskInput & {
   readonly groupId: string;
   readonly gate?: GateState;
 };
-
-export interface RebootDeps {
-  readonly ec2: EC2Client;
-  readonly ssm: SSMClient;
-  readonly s3: S3Client;
-  readonly now?: () => Date;
-}
 
 /** The step id of the reboot in the chunk documents (stages['reboot'], failedAt). */
 export const REBOOT = 'reboot';
@@ -58,7 +51,7 @@ interface Group {
  * Reboots an approved group's instances in reboot order, or checks that they are back. Each call
  * starts the next order once every instance of the current one is back or failed.
  */
-export async function reboot(event: RebootEvent, deps: RebootDeps): Promise<GateState> {
+export async function reboot(event: RebootEvent, deps: FleetDeps): Promise<GateState> {
   const now = (deps.now ?? (() => new Date()))();
   switch (event.action) {
     case 'reboot':
@@ -70,7 +63,7 @@ export async function reboot(event: RebootEvent, deps: RebootDeps): Promise<Gate
   }
 }
 
-async function start(event: RebootEvent, deps: RebootDeps, now: Date): Promise<GateState> {
+async function start(event: RebootEvent, deps: FleetDeps, now: Date): Promise<GateState> {
   const { runId, bucket, groupId, config } = event;
   const group = await loadGroup(deps.s3, bucket, runId, groupId);
   if (group.record.status !== 'approved') {
@@ -98,7 +91,7 @@ async function start(event: RebootEvent, deps: RebootDeps, now: Date): Promise<G
   return openGate(now, config.approval.rebootTimeoutSeconds, config.pollIntervalSeconds, counts);
 }
 
-async function check(event: RebootEvent, deps: RebootDeps, now: Date): Promise<GateState> {
+async function check(event: RebootEvent, deps: FleetDeps, now: Date): Promise<GateState> {
   const { runId, bucket, groupId, config } = event;
   const gate = event.gate;
   if (!gate) throw new RunDataError(`check-rebooted of group ${groupId} needs the gate returned by the reboot action ($.gate)`);

@@ -279,10 +279,8 @@ function changeFreezeReport(f: Partial<FreezeState>): ChangeFreezeReport {
   };
 }
 
-/** A dry-run row: what a real run would do with the target, from the readiness discover recorded. */
-function dryRunReport(t: TargetInstance, stages: Pick<StageSpec, 'id'>[]): InstanceReport {
-  // run.json written before readiness existed has none: the target passed discovery, which is all we know.
-  const readiness = t.readiness ?? { ready: true, summary: 'passed discovery (no readiness recorded)' };
+/** The report columns that identify the instance, as the run recorded it. */
+function identity(t: TargetInstance): Pick<InstanceReport, 'instanceId' | 'name' | 'platform' | 'application' | 'owner' | 'initialState'> {
   return {
     instanceId: t.instanceId,
     name: t.name,
@@ -290,6 +288,15 @@ function dryRunReport(t: TargetInstance, stages: Pick<StageSpec, 'id'>[]): Insta
     application: t.application,
     owner: t.owner,
     initialState: t.initialState,
+  };
+}
+
+/** A dry-run row: what a real run would do with the target, from the readiness discover recorded. */
+function dryRunReport(t: TargetInstance, stages: Pick<StageSpec, 'id'>[]): InstanceReport {
+  // run.json written before readiness existed has none: the target passed discovery, which is all we know.
+  const readiness = t.readiness ?? { ready: true, summary: 'passed discovery (no readiness recorded)' };
+  return {
+    ...identity(t),
     finalState: '',
     snapshotIds: [],
     status: readiness.ready ? 'WouldPatch' : 'NotReady',
@@ -392,12 +399,7 @@ function instanceReport(
     ({ status, failedAt, reason, ...approval } = verdict);
   }
   return {
-    instanceId: t.instanceId,
-    name: t.name,
-    platform: t.platform,
-    application: t.application,
-    owner: t.owner,
-    initialState: t.initialState,
+    ...identity(t),
     finalState: extra.finalState,
     snapshotIds: p?.snapshotIds ?? [],
     status,

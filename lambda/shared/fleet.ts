@@ -1,4 +1,5 @@
 import { EC2Client, Filter, Instance, paginateDescribeInstances, paginateDescribeVolumes, Volume } from '@aws-sdk/client-ec2';
+import { S3Client } from '@aws-sdk/client-s3';
 import { InstanceInformation, paginateDescribeInstanceInformation, SSMClient } from '@aws-sdk/client-ssm';
 import { chunk } from './batching';
 import { Platform } from './types';
@@ -9,6 +10,14 @@ export const FILTER_MAX_VALUES = 200;
 export const INSTANCE_INFORMATION_MAX_IDS = 50;
 /** Ids per StartInstances / StopInstances / CreateSnapshots-style batch call. */
 export const EC2_IDS_PER_CALL = 50;
+
+/** The clients of the Lambdas that act on the fleet and record it in S3; `now` is for tests. */
+export interface FleetDeps {
+  readonly ec2: EC2Client;
+  readonly ssm: SSMClient;
+  readonly s3: S3Client;
+  readonly now?: () => Date;
+}
 
 /**
  * DescribeInstances by tag filters and, when given, an instance-id filter (a filter rather than

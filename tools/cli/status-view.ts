@@ -60,6 +60,17 @@ export function printStatus(io: Io, s: RunStatus): void {
   }
 }
 
+/** Brings one bar per step up to date: the step's bar in `byStep`, created in `bars` on its first count. */
+export function updateBars(bars: MultiBar, byStep: Map<string, ReturnType<MultiBar['create']>>, steps: readonly StepCounts[], width: number): void {
+  for (const c of steps) {
+    const bar = byStep.get(c.step);
+    if (bar) {
+      bar.setTotal(Math.max(c.total, 1));
+      bar.update(c.done + c.failed, barPayload(c, width));
+    } else byStep.set(c.step, bars.create(Math.max(c.total, 1), c.done + c.failed, barPayload(c, width)));
+  }
+}
+
 /**
  * --watch: plain mode prints the step lines again whenever they change; terminal mode keeps one
  * bar per step up to date in place and logs header changes above them.
@@ -93,13 +104,7 @@ export class StatusWatcher {
       this.bars.log(`${header}\n`);
       this.lastHeader = header;
     }
-    for (const c of steps) {
-      const bar = this.byStep.get(c.step);
-      if (bar) {
-        bar.setTotal(Math.max(c.total, 1));
-        bar.update(c.done + c.failed, barPayload(c, w));
-      } else this.byStep.set(c.step, this.bars.create(Math.max(c.total, 1), c.done + c.failed, barPayload(c, w)));
-    }
+    updateBars(this.bars, this.byStep, steps, w);
     this.bars.update();
   }
 
