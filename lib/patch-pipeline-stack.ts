@@ -16,6 +16,7 @@ export class PatchPipelineStack extends Stack {
     new CfnOutput(this, 'StateMachineArn', { value: this.pipeline.stateMachine.stateMachineArn });
     new CfnOutput(this, 'RunBucketName', { value: this.pipeline.bucket.bucketName });
     new CfnOutput(this, 'ApprovalTopicArn', { value: this.pipeline.approvalTopic.topicArn, description: 'Subscribe approvers (e-mail) here' });
+    new CfnOutput(this, 'NotificationTopicArn', { value: this.pipeline.notificationTopic.topicArn, description: 'Subscribe to run reports here' });
     new CfnOutput(this, 'ApprovalUrl', { value: this.pipeline.approvalUrl.url });
     new CfnOutput(this, 'InstancePolicyArn', {
       value: this.pipeline.instancePolicy.managedPolicyArn,

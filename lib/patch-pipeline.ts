@@ -59,6 +59,11 @@ export interface PatchPipelineProps {
    */
   readonly approvalEmails?: readonly string[];
   /**
+   * E-mail addresses told about the end of every run (counts and the report's location).
+   * @default none (subscribe to notificationTopic yourself)
+   */
+  readonly notificationEmails?: readonly string[];
+  /**
    * ITSM webhook (ServiceNow-style) that receives each approval request as a JSON POST with its signed callback.
    * @default none
    */
@@ -86,6 +91,8 @@ export class PatchPipeline extends Construct {
   public readonly functions: PatchWorkflowFunctions;
   /** Approval requests are published here (e-mail subscriptions). */
   public readonly approvalTopic: sns.Topic;
+  /** The end of every run is announced here, with the report's location. */
+  public readonly notificationTopic: sns.Topic;
   /** Signing key of the approval links and of the ITSM callback. */
   public readonly approvalSecret: secretsmanager.Secret;
   /** The approval endpoint (Lambda function URL): the links in the messages point here. */
@@ -161,6 +168,12 @@ export class PatchPipeline extends Construct {
       enforceSSL: true,
     });
     for (const email of props.approvalEmails ?? []) this.approvalTopic.addSubscription(new subscriptions.EmailSubscription(email));
+    this.notificationTopic = new sns.Topic(this, 'NotificationTopic', {
+      displayName: 'patch-pipeline run reports',
+      masterKey: kms.Alias.fromAliasName(this, 'NotificationKey', 'alias/aws/sns'),
+      enforceSSL: true,
+    });
+    for (const email of props.notificationEmails ?? []) this.notificationTopic.addSubscription(new subscriptions.EmailSubscription(email));
     this.approvalSecret = new secretsmanager.Secret(this, 'ApprovalSecret', {
       description: 'patch-pipeline: HMAC key of the approval links and of the ITSM callback',
       generateSecretString: { passwordLength: 64, excludePunctuation: true },
@@ -195,6 +208,7 @@ export class PatchPipeline extends Construct {
       verifyStage: VERIFY_STAGE,
       documentNames,
       approvalTopic: this.approvalTopic,
+      notificationTopic: this.notificationTopic,
     });
     const logGroup = new logs.LogGroup(this, 'ExecutionLogs', {
       retention: logs.RetentionDays.SIX_MONTHS,

@@ -88,6 +88,40 @@ export interface ReportOutput extends ReportTotals {
   readonly dryRun: boolean;
   /** True when the change calendar was CLOSED and the run changed nothing. */
   readonly changeFreeze: boolean;
+  /** The run notification (SNS): a one-line subject and a short plain-text summary with the report's location. */
+  readonly subject: string;
+  readonly message: string;
+}
+
+/** The run notification: what happened in one line, then the counts that need someone, then where the report is. */
+export function runNotification(
+  runId: string,
+  bucket: string,
+  totals: ReportTotals,
+  kind: { dryRun: boolean; changeFreeze?: string; errors: string[]; reportKey: string; csvKey: string },
+): { subject: string; message: string } {
+  const outcome = kind.changeFreeze
+    ? 'change freeze, nothing changed'
+    : kind.dryRun
+      ? `dry run: ${totals.wouldPatch} would be patched, ${totals.notReady} not ready`
+      : `${totals.patched} patched, ${totals.failed} failed, ${totals.notReached} not reached, ${totals.skipped} skipped`;
+  // SNS subjects: ASCII, no line breaks, at most 100 characters.
+  const subject = `patch-pipeline ${runId}: ${outcome}${kind.errors.length ? ' (pipeline errors)' : ''}`
+    .replace(/[^\x20-\x7e]/g, '?')
+    .slice(0, 100);
+  const lines = [
+    `patch-pipeline run ${runId}: ${outcome}.`,
+    ...(kind.changeFreeze ? [kind.changeFreeze] : []),
+    ...(kind.dryRun || kind.changeFreeze
+      ? []
+      : [
+          `Updates installed: ${totals.updatesInstalled}; failed to install: ${totals.updatesFailed}.`,
+          `Reboots: ${totals.rebooted} done, ${totals.verified} verified, ${totals.verifyFailed} failed verification, ${totals.rebootsDeferred} deferred.`,
+        ]),
+    ...kind.errors.map((e) => `Error: ${e}`),
+    `Report: s3://${bucket}/${kind.reportKey} (CSV: s3://${bucket}/${kind.csvKey})`,
+  ];
+  return { subject, message: lines.join('\n') };
 }
 
 /** WouldPatch / NotReady: dry run only, where nothing is processed and the readiness is the result. */
@@ -266,7 +300,8 @@ export async function report(event: ReportInput, deps: ReportDeps): Promise<Repo
   await putJson(deps.s3, bucket, reportKey, doc);
   await putText(deps.s3, bucket, csvKey, toCsv(stages.map((s) => s.id), instances, skipped), 'text/csv');
   logger.info('report written', { runId, reportKey, csvKey, dryRun, changeFreeze: Boolean(freeze), window, ...totals, errors: errors.length });
-  return { ...totals, reportKey, csvKey, dryRun, changeFreeze: Boolean(freeze) };
+  const notification = runNotification(runId, bucket, totals, { dryRun, changeFreeze: freeze?.message, errors, reportKey, csvKey });
+  return { ...totals, reportKey, csvKey, dryRun, changeFreeze: Boolean(freeze), ...notification };
 }
 
 function changeFreezeReport(f: Partial<FreezeState>): ChangeFreezeReport {

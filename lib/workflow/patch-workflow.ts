@@ -1,3 +1,4 @@
+import { Duration } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -6,7 +7,7 @@ import { Construct } from 'constructs';
 import { StageDefinition } from '../stages';
 import { ApprovalPhase } from './approval-phase';
 import { Gate } from './gate';
-import { lambdaTask } from './lambda-task';
+import { lambdaTask, THROTTLING_ERRORS, THROTTLING_RETRY } from './lambda-task';
 
 /** The functions the workflow calls, one per step kind. */
 export interface PatchWorkflowFunctions {
@@ -32,6 +33,8 @@ export interface PatchWorkflowProps {
   readonly documentNames: Readonly<Record<string, string>>;
   /** Where approval requests are published. */
   readonly approvalTopic: sns.ITopic;
+  /** Where the end of every run is announced, with the report's location. */
+  readonly notificationTopic: sns.ITopic;
 }
 
 /** What every task of a run receives: the run reference, never the fleet. */
@@ -52,7 +55,7 @@ export class PatchWorkflow extends Construct {
     const fns = props.functions;
     const stageIds = props.stages.map((s) => s.id);
 
-    // Report, then fail the execution if the pipeline itself broke (instances failing alone do not).
+    // Report, notify, then fail the execution if the pipeline itself broke (instances failing alone do not).
     const report = this.task('Report', fns.report, 'Write report', {
       ...RUN_REF,
       stages: props.stages.map((s) => ({ id: s.id, title: s.title })),
@@ -66,8 +69,7 @@ export class PatchWorkflow extends Construct {
       new sfn.Fail(this, 'ReportFailed', { stateName: 'Report failed', errorPath: '$.reportError.Error', causePath: '$.reportError.Cause' }),
       { resultPath: '$.reportError' },
     );
-    report.next(
-      new sfn.Choice(this, 'AnyPipelineError', { stateName: 'Pipeline error?' })
+    const outcome = new sfn.Choice(this, 'AnyPipelineError', { stateName: 'Pipeline error?' })
         .when(
           sfn.Condition.isPresent('$.error.Error'),
           new sfn.Fail(this, 'RunFailed', { stateName: 'Patch run failed', errorPath: '$.error.Error', causePath: '$.error.Cause' }),
@@ -77,8 +79,19 @@ export class PatchWorkflow extends Construct {
           sfn.Condition.booleanEquals('$.freeze.frozen', true),
           new sfn.Fail(this, 'ChangeFreeze', { stateName: 'Change freeze', error: 'ChangeFreeze', causePath: '$.freeze.message' }),
         )
-        .otherwise(new sfn.Succeed(this, 'RunComplete', { stateName: 'Run complete' })),
-    );
+      .otherwise(new sfn.Succeed(this, 'RunComplete', { stateName: 'Run complete' }));
+    // Announce the run; a notification that cannot be sent never changes the run's outcome.
+    const notify = new tasks.SnsPublish(this, 'NotifyRun', {
+      stateName: 'Notify run result',
+      topic: props.notificationTopic,
+      subject: sfn.JsonPath.stringAt('$.report.subject'),
+      message: sfn.TaskInput.fromJsonPathAt('$.report.message'),
+      resultPath: sfn.JsonPath.DISCARD,
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
+    });
+    notify.addRetry({ ...THROTTLING_RETRY, errors: ['SNS.ThrottledException', 'SNS.InternalErrorException', ...THROTTLING_ERRORS] });
+    notify.addCatch(outcome, { resultPath: '$.notifyError' });
+    report.next(notify).next(outcome);
 
     const restore = new Gate(this, 'Restore', {
       name: 'restore',

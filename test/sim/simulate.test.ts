@@ -56,6 +56,11 @@ describe('simulate', () => {
     // The snapshot gate polled while the snapshots were pending (60 simulated s, 30 s polls).
     expect(r.metrics.lambdaInvocations.snapshot).toBeGreaterThan(2);
     expect(r.metrics.stateTransitions).toBeGreaterThan(0);
+    // The run is announced once, after the report, with the counts and where the report is.
+    const announced = r.notifications.filter((n) => n.state === 'Notify run result');
+    expect(announced).toHaveLength(1);
+    expect(announced[0].subject).toMatch(new RegExp(`^patch-pipeline \\S+: ${r.instances.length} patched, 0 failed`));
+    expect(announced[0].message).toMatch(/Report: s3:\/\/\S+\/runs\/\S+\/report\/report\.json/);
   });
 
   test('fails the instance whose patch command fails, and only that one', async () => {

@@ -1,7 +1,7 @@
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse/sync';
 import { STAGES } from '../../../lib/stages';
-import { report, reportColumns, ReportInput, RunReport } from '../../../lambda/report/report';
+import { report, reportColumns, ReportInput, RunReport, runNotification } from '../../../lambda/report/report';
 import { ApprovalGroupResult, ApprovalRecord, approvalKey, approvalsPrefix } from '../../../lambda/shared/approvals';
 import { batchKey, compareKey, failedKey, reportCsvKey, reportJsonKey, restoreKey, runDocumentKey } from '../../../lambda/shared/keys';
 import { BatchDocument, InstanceProgress, RestoreDocument, RunConfig, RunDocument, StageOutcome, StageSpec, TargetInstance, TargetReadiness } from '../../../lambda/shared/types';
@@ -78,12 +78,31 @@ describe('report', () => {
       csvKey: `runs/${RUN_ID}/report/report.csv`,
       dryRun: false,
       changeFreeze: false,
+      subject: `patch-pipeline ${RUN_ID}: 0 patched, 0 failed, 0 not reached, 0 skipped`,
+      message: expect.stringContaining(`Report: s3://${BUCKET}/runs/${RUN_ID}/report/report.json`),
     });
     const doc = reportJson();
     expect(doc).toMatchObject({ runId: RUN_ID, generatedAt: NOW.toISOString(), dryRun: false, window: '', instances: [], skipped: [], approvals: [], errors: [] });
     expect(doc).not.toHaveProperty('changeFreeze');
     expect(doc.stages).toEqual(STAGES.map((s) => ({ id: s.id, title: s.title, success: 0, failed: 0, notRun: 0 })));
     expect(s3.get(reportCsvKey(RUN_ID))).toBe(`${EXPECTED_HEADER}\n`);
+  });
+
+  test('announces a run in one subject line and a short message that says where the report is', () => {
+    const totals = { matched: 7, targets: 6, skipped: 1, patched: 4, failed: 1, notReached: 1, updatesInstalled: 12, updatesFailed: 2, wouldPatch: 0, notReady: 0, rebootsDeferred: 1, rebooted: 3, verified: 3, verifyFailed: 0 };
+    const n = runNotification('run-1', 'bkt', totals, { dryRun: false, errors: ['batch b001: States.Timeout'], reportKey: 'runs/run-1/report/report.json', csvKey: 'runs/run-1/report/report.csv' });
+    expect(n.subject).toBe('patch-pipeline run-1: 4 patched, 1 failed, 1 not reached, 1 skipped (pipeline errors)');
+    expect(n.message.split('\n')).toEqual([
+      'patch-pipeline run run-1: 4 patched, 1 failed, 1 not reached, 1 skipped.',
+      'Updates installed: 12; failed to install: 2.',
+      'Reboots: 3 done, 3 verified, 0 failed verification, 1 deferred.',
+      'Error: batch b001: States.Timeout',
+      'Report: s3://bkt/runs/run-1/report/report.json (CSV: s3://bkt/runs/run-1/report/report.csv)',
+    ]);
+    const long = runNotification('r'.repeat(80), 'bkt', totals, { dryRun: true, errors: [], reportKey: 'k', csvKey: 'c' });
+    expect(long.subject.length).toBeLessThanOrEqual(100);
+    expect(runNotification('run-2', 'bkt', totals, { dryRun: false, changeFreeze: 'change freeze: calendar x is CLOSED', errors: [], reportKey: 'k', csvKey: 'c' }).subject)
+      .toBe('patch-pipeline run-2: change freeze, nothing changed');
   });
 
   test('reports patched, failed at snapshot, failed at patch and skipped instances', async () => {

@@ -124,7 +124,8 @@ describe('patch workflow', () => {
     for (const [name, s] of Object.entries<any>(top)) {
       for (const c of s.Catch ?? []) {
         const after = reachable(c.Next, top);
-        if (name === 'Write report') continue;
+        // After the report, only the outcome is left to decide.
+        if (name === 'Write report' || name === 'Notify run result') continue;
         expect({ name, restore: after.has('restore: stop instances that were stopped') || name.startsWith('restore'), report: after.has('Write report') }).toEqual({
           name,
           restore: true,
@@ -137,6 +138,14 @@ describe('patch workflow', () => {
       for (const c of s.Catch ?? []) expect(c.Next).toBe('Batch failed');
     }
     expect(reachable('Patch batches', top).has('Write report')).toBe(true);
+  });
+
+  test('announces every run after the report, and a notification that fails never changes the outcome', () => {
+    expect(definition.States['Write report'].Next).toBe('Notify run result');
+    const notify = definition.States['Notify run result'];
+    expect(notify).toMatchObject({ Resource: 'arn:aws:states:::sns:publish', Next: 'Pipeline error?', ResultPath: null });
+    expect(notify.Parameters).toMatchObject({ 'Subject.$': '$.report.subject', 'Message.$': '$.report.message' });
+    expect(notify.Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.notifyError', Next: 'Pipeline error?' }]);
   });
 
   test('fails at once on invalid input, with the cause from normalize-input', () => {
