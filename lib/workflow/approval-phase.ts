@@ -1,4 +1,3 @@
-import { Duration } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -6,7 +5,7 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { StageDefinition } from '../stages';
 import { Gate } from './gate';
-import { lambdaTask, THROTTLING_ERRORS, THROTTLING_RETRY } from './lambda-task';
+import { lambdaTask, snsPublishTask, THROTTLING_RETRY } from './lambda-task';
 
 export interface ApprovalPhaseProps {
   readonly approvalFunction: lambda.IFunction;
@@ -55,15 +54,7 @@ export class ApprovalPhase extends sfn.StateMachineFragment {
 
     const request = this.task('Request', fn, 'approval: prepare request', { action: 'request', ...GROUP_REF }, '$.request');
     request.addCatch(groupFailed, { resultPath: '$.error' });
-    const notify = new tasks.SnsPublish(this, 'Notify', {
-      stateName: 'approval: notify owner',
-      topic: props.topic,
-      subject: sfn.JsonPath.stringAt('$.request.subject'),
-      message: sfn.TaskInput.fromJsonPathAt('$.request.message'),
-      resultPath: sfn.JsonPath.DISCARD,
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
-    });
-    notify.addRetry({ ...THROTTLING_RETRY, errors: ['SNS.ThrottledException', 'SNS.InternalErrorException', ...THROTTLING_ERRORS] });
+    const notify = snsPublishTask(this, 'Notify', { stateName: 'approval: notify owner', topic: props.topic, from: '$.request' });
     notify.addCatch(groupFailed, { resultPath: '$.error' });
 
     // The token goes to the approval function only, which keeps it in S3; links carry an opaque id.

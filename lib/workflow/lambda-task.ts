@@ -1,5 +1,6 @@
 import { Duration } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
@@ -42,5 +43,22 @@ export function lambdaTask(
     retryOnServiceExceptions: true,
   });
   t.addRetry(THROTTLING_RETRY);
+  return t;
+}
+
+/**
+ * An SNS publish of a subject and message the previous task prepared (at `from`.subject / `from`.message),
+ * with a timeout and the throttling retries; its result is discarded.
+ */
+export function snsPublishTask(scope: Construct, id: string, props: { stateName: string; topic: sns.ITopic; from: string }): tasks.SnsPublish {
+  const t = new tasks.SnsPublish(scope, id, {
+    stateName: props.stateName,
+    topic: props.topic,
+    subject: sfn.JsonPath.stringAt(`${props.from}.subject`),
+    message: sfn.TaskInput.fromJsonPathAt(`${props.from}.message`),
+    resultPath: sfn.JsonPath.DISCARD,
+    taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
+  });
+  t.addRetry({ ...THROTTLING_RETRY, errors: ['SNS.ThrottledException', 'SNS.InternalErrorException', ...THROTTLING_ERRORS] });
   return t;
 }

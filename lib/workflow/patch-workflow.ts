@@ -1,4 +1,3 @@
-import { Duration } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -7,7 +6,7 @@ import { Construct } from 'constructs';
 import { StageDefinition } from '../stages';
 import { ApprovalPhase } from './approval-phase';
 import { Gate } from './gate';
-import { lambdaTask, THROTTLING_ERRORS, THROTTLING_RETRY } from './lambda-task';
+import { lambdaTask, snsPublishTask } from './lambda-task';
 
 /** The functions the workflow calls, one per step kind. */
 export interface PatchWorkflowFunctions {
@@ -81,15 +80,7 @@ export class PatchWorkflow extends Construct {
         )
       .otherwise(new sfn.Succeed(this, 'RunComplete', { stateName: 'Run complete' }));
     // Announce the run; a notification that cannot be sent never changes the run's outcome.
-    const notify = new tasks.SnsPublish(this, 'NotifyRun', {
-      stateName: 'Notify run result',
-      topic: props.notificationTopic,
-      subject: sfn.JsonPath.stringAt('$.report.subject'),
-      message: sfn.TaskInput.fromJsonPathAt('$.report.message'),
-      resultPath: sfn.JsonPath.DISCARD,
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
-    });
-    notify.addRetry({ ...THROTTLING_RETRY, errors: ['SNS.ThrottledException', 'SNS.InternalErrorException', ...THROTTLING_ERRORS] });
+    const notify = snsPublishTask(this, 'NotifyRun', { stateName: 'Notify run result', topic: props.notificationTopic, from: '$.report' });
     notify.addCatch(outcome, { resultPath: '$.notifyError' });
     report.next(notify).next(outcome);
 
